@@ -1,0 +1,59 @@
+# tfscore — every target installs what it needs (venv from hash-locked requirements, apt packages via hack/).
+# Build caches live outside the repo ($(TFSCORE_CACHE)) so warm runs are fast and nothing binary is committed.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := $(CURDIR)/.venv
+BIN    := $(VENV)/bin
+export TFSCORE_CACHE ?= $(HOME)/.cache/tfscore
+# Spark local mode must run its Python workers in the same venv as the driver.
+export PYSPARK_PYTHON := $(BIN)/python
+export PYSPARK_DRIVER_PYTHON := $(BIN)/python
+export PATH := $(BIN):$(PATH)
+PYTEST := $(BIN)/python -m pytest
+
+# Test tiers; fragments in mk/ append theirs (operator, image, chart, e2e).
+TEST_TIERS := lint unit runtime
+
+.PHONY: help venv demo test bench lint fmt crd clean $(addprefix test-,$(TEST_TIERS))
+
+help:
+	@echo "make demo    run the demo ScoringJob locally (generates model + data)"
+	@echo "make test    all test tiers this machine supports (CI=true: none may skip)"
+	@echo "make bench   benchmarks -> bench/results.json"
+	@echo "make images  build container images (podman or docker)"
+	@echo "make cluster start the local single-node Kubernetes harness"
+
+$(VENV)/.stamp: requirements/dev.lock pyproject.toml
+	bash hack/ensure-java.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+venv: $(VENV)/.stamp
+
+demo: venv
+	$(BIN)/tfscore demo
+
+bench: venv
+	$(BIN)/python bench/run.py
+
+lint: venv
+	$(BIN)/ruff check operator tests bench
+crd: venv
+	$(BIN)/tfscore crd > crds/scoringjob.yaml
+
+test-lint: lint
+test-unit: venv
+	$(PYTEST) tests/unit
+test-runtime: venv
+	$(PYTEST) tests/runtime
+
+-include mk/*.mk
+
+test: $(addprefix test-,$(TEST_TIERS))
+
+clean:
+	rm -rf $(VENV) .pytest_cache .demo bench/work
