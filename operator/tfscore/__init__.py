@@ -1,0 +1,3 @@
+"""tfscore: Kubernetes-native batch inference with TensorFlow SavedModels on Spark."""
+
+__version__ = "0.1.0"
