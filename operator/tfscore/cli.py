@@ -41,5 +41,164 @@ def operator_(
     run_operator(namespaces=namespace, liveness=liveness, metrics_port=metrics_port, standalone=standalone)
 
 
+def _print_result(result, console) -> None:
+    from rich.table import Table
+
+    table = Table(title="tfscore result", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    model = result.model
+    table.add_row("rows in", f"{result.rows_in:,}")
+    table.add_row("rows out", f"{result.rows_out:,}")
+    table.add_row("rows quarantined", f"{result.rows_quarantined:,}")
+    table.add_row("seconds", f"{result.seconds:.2f}")
+    table.add_row("rows/s", f"{result.rows_per_second:,.0f}")
+    table.add_row("output", result.output_uri)
+    if result.quarantine_uri:
+        table.add_row("quarantine", result.quarantine_uri)
+    if model is not None:
+        table.add_row("model", f"{model.uri} version {model.version or '-'} ({model.signature})")
+        table.add_row("fingerprint", model.fingerprint or "-")
+    console.print(table)
+
+
+def _termination_log(path: str | None) -> Path | None:
+    """Where a driver pod reports its result: --termination-log, else /dev/termination-log inside a pod."""
+    import os
+
+    if path:
+        return Path(path)
+    default = Path("/dev/termination-log")
+    if os.environ.get("POD_NAME") and default.exists() and os.access(default, os.W_OK):
+        return default
+    return None
+
+
+def _execute(job, master: str | None, spark_properties: str | None, termination_log: str | None,
+             output_json: bool) -> None:
+    import json
+
+    from rich.console import Console
+
+    from tfscore.api.manifest import ManifestError
+    from tfscore.runtime.errors import TfscoreError
+
+    console = Console(stderr=True)
+    term = _termination_log(termination_log)
+    try:
+        from tfscore.runtime.job import RunOptions, run_job
+        from tfscore.runtime.session import read_properties
+
+        props = read_properties(spark_properties)
+        result = run_job(job, RunOptions(master=master, properties=props, show_progress=console.is_terminal))
+    except (TfscoreError, ManifestError) as exc:
+        if term:
+            term.write_text(str(exc)[:4000])
+        _fail(str(exc))
+    except Exception as exc:
+        if term:
+            term.write_text(f"{type(exc).__name__}: {exc}"[:4000])
+        raise
+    if term:
+        term.write_text(json.dumps(result.to_wire()))
+    if output_json:
+        sys.stdout.write(json.dumps(result.to_wire(), indent=2) + "\n")
+    else:
+        _print_result(result, Console())
+
+
+@app.command()
+def run(
+    manifest: str = typer.Argument(None, help="ScoringJob manifest (YAML or JSON), as given to kubectl apply."),
+    spec: str = typer.Option(None, "--spec", help="Same as MANIFEST (the driver pod's /etc/tfscore/job.json)."),
+    master: str = typer.Option(None, "--master", help="Spark master (default: local[*], or the properties' "
+                                                      "spark.master)."),
+    spark_properties: str = typer.Option(None, "--spark-properties", help="Spark conf file (key=value lines)."),
+    termination_log: str = typer.Option(None, "--termination-log", help="Write the result JSON here."),
+    output_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run a ScoringJob manifest on Spark (local mode by default)."""
+    from tfscore.api.manifest import ManifestError, load
+
+    path = spec or manifest
+    if not path:
+        _fail("give a manifest: tfscore run JOB.yaml")
+    try:
+        job = load(path)
+    except ManifestError as exc:
+        _fail(str(exc))
+    _execute(job, master, spark_properties, termination_log, output_json)
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            _fail(f"{flag}: expected NAME=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+@app.command()
+def score(
+    model: str = typer.Option(..., "--model", help="SavedModel URI (or a directory of version directories)."),
+    input_: str = typer.Option(..., "--input", help="Input files URI."),
+    output: str = typer.Option(..., "--output", help="Output directory URI."),
+    version: str = typer.Option("latest", help="Model version."),
+    signature: str = typer.Option("serving_default", help="Signature name."),
+    input_format: str = typer.Option("parquet", help="parquet, orc, csv or json."),
+    output_format: str = typer.Option("parquet", help="parquet, orc, csv or json."),
+    mode: str = typer.Option("errorIfExists", help="errorIfExists, overwrite or append."),
+    columns: list[str] = typer.Option([], "--columns", help="INPUT=COL or INPUT=COL1,COL2,… (repeatable)."),
+    passthrough: list[str] = typer.Option([], "--passthrough", help="Column copied to the output (repeatable)."),
+    predictions: list[str] = typer.Option([], "--predictions", help="OUTPUT=COLUMN (repeatable)."),
+    batch_size: int = typer.Option(4096, help="Rows per TensorFlow call."),
+    where: str = typer.Option(None, help="Spark SQL filter on the input."),
+    quarantine: str = typer.Option(None, help="Quarantine invalid rows here instead of failing."),
+    master: str = typer.Option(None, help="Spark master (default local[*])."),
+    output_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """One-off shorthand for a ScoringJob built from flags."""
+    from tfscore.api.manifest import ManifestError, parse
+
+    cols = {k: (v.split(",") if "," in v else v) for k, v in _pairs(columns, "--columns").items()}
+    doc = {
+        "apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": "score"},
+        "spec": {
+            "model": {"uri": model, "version": version, "signature": signature},
+            "input": {"uri": input_, "format": input_format, "columns": cols, **({"where": where} if where else {})},
+            "output": {"uri": output, "format": output_format, "mode": mode, "passthrough": passthrough,
+                       "predictions": _pairs(predictions, "--predictions")},
+            "batchSize": batch_size,
+            **({"onInvalidRow": "quarantine", "quarantineUri": quarantine} if quarantine else {}),
+        },
+    }
+    try:
+        job = parse(doc, "tfscore score")
+    except ManifestError as exc:
+        _fail(str(exc))
+    _execute(job, master, None, None, output_json)
+
+
+@app.command()
+def demo(
+    directory: str = typer.Option(".demo", "--dir", help="Where the demo model, data and output go."),
+    rows: int = typer.Option(1_000_000, help="Rows in the generated dataset."),
+    master: str = typer.Option(None, help="Spark master (default local[*])."),
+) -> None:
+    """Generate a demo risk model and dataset, then score it locally (the embedded default job)."""
+    from rich.console import Console
+
+    from tfscore.api.manifest import load
+    from tfscore.runtime.demo import prepare
+
+    console = Console(stderr=True)
+    with console.status("generating the demo model and dataset …"):
+        path = prepare(directory, rows)
+    console.print(f"running [bold]{path}[/bold]")
+    _execute(load(path), master, None, None, False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

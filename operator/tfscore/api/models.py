@@ -23,6 +23,14 @@ PLURAL = "scoringjobs"
 SINGULAR = "scoringjob"
 SHORT_NAMES = ["sj"]
 
+# Runtime ↔ operator contract (both sides import these; the runtime imports nothing from Kubernetes libraries).
+PROGRESS_ANNOTATION = f"{GROUP}/progress"   # driver pod annotation: JSON of Progress (wire form), patched every few s
+TERMINATION_LOG = "/dev/termination-log"    # success: JSON of Result (wire form); failure: one line of cause
+SPEC_MOUNT = "/etc/tfscore"                 # the ConfigMap <job>-spec, mounted in the driver pod
+SPEC_FILE = f"{SPEC_MOUNT}/job.json"
+SPARK_PROPERTIES_FILE = f"{SPEC_MOUNT}/spark.properties"
+EXECUTOR_TEMPLATE_FILE = f"{SPEC_MOUNT}/executor-pod-template.yaml"
+
 # Cross-field rules, written once as CEL for the API server (x-kubernetes-validations) and checked by the same models
 # in Python (`_check_rules`), so `tfscore run` and `kubectl apply` refuse the same manifests with the same message.
 QUARANTINE_RULE = {
@@ -74,7 +82,9 @@ class ModelSpec(_Model):
                                                         "TF-Serving numeric version directories (1/, 2/, …).")]
     version: Annotated[str, Field(description="'latest' (the highest numeric version directory) or a pinned number. "
                                               "Ignored when uri is a SavedModel itself.",
-                                  pattern=r"^(latest|[0-9]+)$")] = "latest"
+                                  pattern=r"^(latest|[0-9]+)$",
+                                  # `version: 3` is accepted (coerced to "3"), so the CRD takes int or string too.
+                                  json_schema_extra={"x-kubernetes-int-or-string": True})] = "latest"
     signature: Annotated[str, Field(min_length=1, description="Signature to call.")] = "serving_default"
     tags: Annotated[list[str], Field(description="MetaGraph tags to load.")] = ["serve"]
 
@@ -325,9 +335,13 @@ class ScoringJobStatus(_Model):
     model_config = ConfigDict(extra="ignore")
 
     phase: Phase | None = None
-    conditions: list[Condition] = []
+    conditions: Annotated[list[Condition], Field(json_schema_extra={"x-kubernetes-list-type": "map",
+                                                                    "x-kubernetes-list-map-keys": ["type"]})] = []
     observed_generation: int | None = None
-    attempts: int = 0
+    attempts: Annotated[int, Field(description="Driver pods started so far (the current attempt's number).")] = 0
+    failed: Annotated[int, Field(description="Attempts that failed (counted against backoffLimit).")] = 0
+    next_attempt_time: Annotated[datetime | None, Field(description="When the next attempt starts (back-off after a "
+                                                                    "failed attempt).")] = None
     start_time: datetime | None = None
     completion_time: datetime | None = None
     driver_pod: str | None = None

@@ -1,0 +1,1 @@
+"""The Spark + TensorFlow data plane (imports nothing from Kubernetes)."""

@@ -1,0 +1,43 @@
+"""Errors the runtime raises for bad input: one clear sentence naming the field, column or file."""
+
+from __future__ import annotations
+
+import re
+
+
+class TfscoreError(Exception):
+    """A problem with the job's input (spec, model, data, output): the message names the thing and says what to do."""
+
+    exit_code = 2
+
+
+class InvalidRowError(TfscoreError):
+    """A row that cannot be scored (null, wrong array length, …) under onInvalidRow: fail."""
+
+
+# Errors raised inside Python workers reach the driver wrapped in Spark's exception text. The marker lets the driver
+# recover the original one-line message instead of printing a JVM stack trace.
+_MARK = "\u00abtfscore\u00bb"
+_MARKED = re.compile(_MARK + r"(?P<kind>\w+)" + _MARK + r"(?P<msg>.*?)" + _MARK, re.S)
+
+
+def marked(exc: TfscoreError) -> str:
+    return f"{_MARK}{type(exc).__name__}{_MARK}{exc}{_MARK}"
+
+
+class WorkerError(TfscoreError):
+    """Raised in a Python worker; its text carries the marked original so the driver can unwrap it."""
+
+    def __init__(self, original: TfscoreError):
+        super().__init__(marked(original))
+        self.original = original
+
+
+def unwrap(exc: BaseException) -> TfscoreError | None:
+    """The TfscoreError a Spark failure carries, if any (searching the whole chained text)."""
+    text = str(exc)
+    m = _MARKED.search(text)
+    if not m:
+        return None
+    kind = {"InvalidRowError": InvalidRowError}.get(m.group("kind"), TfscoreError)
+    return kind(m.group("msg"))

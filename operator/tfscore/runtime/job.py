@@ -1,0 +1,260 @@
+"""Run one ScoringJob on Spark: check everything that can be checked before touching data, score, verify, commit.
+
+Order of work (each failure names the field, column or file, and leaves no output behind):
+1. model: resolve the version, read the signature, fingerprint — while the Spark JVM starts in parallel;
+2. output: refuse an existing output under errorIfExists, an output inside the input, …;
+3. input: plan (Parquet footers for the Arrow reader, or Spark's reader), bind columns to the signature;
+4. score into a staging directory (Spark's commit protocol: retried tasks write once);
+5. count the rows in the written files: rows in must equal rows out + rows quarantined;
+6. commit (rename into place per mode), write the `_tfscore.json` run manifest, return the result.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tfscore import __version__
+from tfscore.api.models import Result, ScoringJob
+from tfscore.runtime import io
+from tfscore.runtime.errors import TfscoreError, unwrap
+from tfscore.runtime.mapping import Binding, bind
+from tfscore.runtime.model import ResolvedModel, resolve
+from tfscore.runtime.progress import PodAnnotationSink, ProgressMonitor
+from tfscore.runtime.scorer import DictAccumulator, FaultInjection, Task, map_spark_batches, map_splits
+from tfscore.runtime.session import build_session
+
+GROUP = "tfscore-score"
+
+
+@dataclass
+class RunOptions:
+    master: str | None = None
+    properties: dict[str, str] | None = None
+    show_progress: bool = False
+    spark: Any = None  # an existing SparkSession (tests, notebooks)
+
+
+def _reader(job: ScoringJob) -> str:
+    inp = job.spec.input
+    if inp.reader != "auto":
+        return inp.reader
+    if inp.uri and inp.resolved_format == "parquet" and not inp.where and not inp.options:
+        return "arrow"
+    return "spark"
+
+
+def _check_output(job: ScoringJob) -> None:
+    spec = job.spec
+    out = spec.output
+    fs, path = io.fs_and_path(out.uri, "output.uri")
+    if out.mode == "errorIfExists" and io.exists_nonempty(fs, path):
+        raise TfscoreError(f"output.uri: {out.uri} already exists (mode errorIfExists); choose a new uri, or set "
+                           "output.mode to overwrite or append")
+    if fs.exists(path) and fs.isfile(path):
+        raise TfscoreError(f"output.uri: {out.uri} is a file, not a directory")
+    if spec.input.uri and io.same_or_nested(io.fs_and_path(spec.input.uri, "input.uri")[1], path):
+        raise TfscoreError(f"output.uri: {out.uri} overlaps input.uri {spec.input.uri}; writing there could destroy "
+                           "the input")
+    if spec.quarantine_uri:
+        _, qpath = io.fs_and_path(spec.quarantine_uri, "quarantineUri")
+        if io.same_or_nested(qpath, path):
+            raise TfscoreError(f"quarantineUri: {spec.quarantine_uri} overlaps output.uri {out.uri}")
+        qfs = io.fs_and_path(spec.quarantine_uri, "quarantineUri")[0]
+        if out.mode == "errorIfExists" and io.exists_nonempty(qfs, qpath):
+            raise TfscoreError(f"quarantineUri: {spec.quarantine_uri} already exists (output.mode errorIfExists)")
+    for col in out.partition_by:
+        if col not in out.passthrough and col not in out.predictions.values():
+            raise TfscoreError(f"output.partitionBy: column {col!r} is not an output column (add it to "
+                               "output.passthrough)")
+
+
+def _spark_input(spark, job: ScoringJob):
+    inp = job.spec.input
+    fmt = inp.resolved_format
+    try:
+        if fmt == "table":
+            df = spark.table(inp.table)
+            source = f"table {inp.table}"
+        else:
+            fs, path = io.fs_and_path(inp.uri, "input.uri")
+            if not fs.exists(path):
+                raise TfscoreError(f"input.uri: {inp.uri} does not exist")
+            df = spark.read.format(fmt).options(**inp.options).load(io.spark_uri(inp.uri))
+            source = inp.uri
+        if inp.where:
+            df = df.where(inp.where)
+        df.schema  # noqa: B018 - analysis errors (bad where, unreadable files) surface here, before any work
+    except TfscoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - AnalysisException & friends
+        where = f" where {inp.where!r}" if inp.where else ""
+        raise TfscoreError(f"input: cannot read {inp.table or inp.uri} as {fmt}{where}: {_first_line(exc)}") from exc
+    return df, source
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _arrow_schema(df):
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(df.schema)
+
+
+def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
+    opts = options or RunOptions()
+    spec = job.spec
+    started = time.time()
+    run_id = io.new_run_id()
+    out = spec.output
+
+    _check_output(job)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The JVM starts while TensorFlow reads the model on this thread.
+        spark_future = None
+        if opts.spark is None:
+            spark_future = pool.submit(build_session, spec, opts.master, opts.properties or {})
+        try:
+            model = resolve(spec.model)
+        except BaseException:
+            if spark_future is not None:
+                spark_future.cancel()
+            raise
+        spark = opts.spark if opts.spark is not None else spark_future.result()
+    sc = spark.sparkContext
+    parallelism = sc.defaultParallelism
+    reader = _reader(job)
+
+    counts = sc.accumulator({}, DictAccumulator())
+    fault = FaultInjection.parse(sc.getConf().get("spark.tfscore.faultInjection", None))
+    out_staging = io.staging_uri(out.uri, run_id, "out")
+    q_staging = io.staging_uri(spec.quarantine_uri, run_id, "q") if spec.quarantine_uri else None
+
+    if reader == "arrow":
+        needed = list(dict.fromkeys(list(out.passthrough) + _columns_named(spec, model)))
+        plan = io.plan_parquet(spec.input.uri, needed, parallelism, min_rows=max(spec.batch_size, 65536))
+        binding = bind(model.signature, plan.schema, spec.input.columns, out.passthrough, out.predictions,
+                       spec.input.uri) if plan.files else _empty_binding(model, spec)
+        task = _task(model, binding, spec, q_staging, spec.input.uri, counts, fault, splits=plan.splits)
+        n = max(1, len(plan.splits))
+        ids = spark.range(0, len(plan.splits), 1, numPartitions=n)
+        scored = ids.mapInArrow(map_splits(task), _spark_schema(binding))
+        expected_in: int | None = plan.rows
+    else:
+        df, source = _spark_input(spark, job)
+        binding = bind(model.signature, _arrow_schema(df), spec.input.columns, out.passthrough, out.predictions,
+                       source)
+        task = _task(model, binding, spec, q_staging, source, counts, fault)
+        scored = df.select(*[_quote(c) for c in binding.read_columns]).mapInArrow(map_spark_batches(task),
+                                                                                  _spark_schema(binding))
+        expected_in = None
+
+    writer = scored.write.format(out.format).options(**out.options).mode("errorIfExists")
+    if out.partition_by:
+        writer = writer.partitionBy(*out.partition_by)
+    sinks = [PodAnnotationSink.from_env()]
+    sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
+    try:
+        with ProgressMonitor(spark, GROUP, counts, expected_in, opts.show_progress, sinks):
+            writer.save(io.spark_uri(out_staging))
+        rows_out = io.count_rows(out_staging, out.format, out.options)
+        per_part = counts.value
+        rows_in = sum(v["in"] for v in per_part.values())
+        rows_q = sum(v["q"] for v in per_part.values())
+        if expected_in is not None and rows_in != expected_in:
+            raise TfscoreError(f"row count mismatch: the input files hold {expected_in} rows but {rows_in} were read; "
+                               "nothing was committed")
+        if rows_in != rows_out + rows_q:
+            raise TfscoreError(f"row count mismatch: {rows_in} rows in, {rows_out} written + {rows_q} quarantined; "
+                               "nothing was committed")
+        if q_staging:
+            _collect_quarantine(q_staging, {v["qfile"] for v in per_part.values() if v.get("qfile")})
+        io.commit(out_staging, out.uri, out.mode, run_id)
+        if q_staging:
+            io.commit(q_staging, spec.quarantine_uri, out.mode, run_id)
+    except Exception as exc:
+        io.discard(out_staging)
+        io.discard(q_staging)
+        inner = unwrap(exc)
+        if inner is not None:
+            raise inner from None
+        raise
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+
+    seconds = time.time() - started
+    result = Result(rows_in=rows_in, rows_out=rows_out, rows_quarantined=rows_q, seconds=round(seconds, 3),
+                    rows_per_second=round(rows_in / seconds, 1) if seconds > 0 else 0.0, output_uri=out.uri,
+                    quarantine_uri=spec.quarantine_uri, model=model.status())
+    io.write_manifest(out.uri, _manifest(job, model, result, reader, run_id, started, len(per_part)), out.mode)
+    return result
+
+
+def _quote(col: str) -> str:
+    return "`" + col.replace("`", "``") + "`"
+
+
+def _columns_named(spec, model: ResolvedModel) -> list[str]:
+    """Input columns the signature inputs come from (explicitly mapped, or the column of the same name)."""
+    cols: list[str] = []
+    for name in model.signature.inputs:
+        v = spec.input.columns.get(name, name)
+        cols.extend(v if isinstance(v, list) else [v])
+    return cols
+
+
+def _task(model: ResolvedModel, binding: Binding, spec, q_staging, source, counts, fault, splits=()) -> Task:
+    return Task(model=model, binding=binding, batch_size=spec.batch_size,
+                quarantine=spec.on_invalid_row == "quarantine", quarantine_staging=q_staging, source=source,
+                splits=tuple(splits), read_columns=tuple(binding.read_columns), counts=counts, fault=fault)
+
+
+def _empty_binding(model: ResolvedModel, spec) -> Binding:
+    raise TfscoreError(f"input.uri: {spec.input.uri} holds no data files")
+
+
+def _spark_schema(binding: Binding):
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(binding.output_schema())
+
+
+def _collect_quarantine(staging: str, keep: set[str]) -> None:
+    """Keep only the quarantine files of the task attempts Spark counted (failed attempts leave orphans)."""
+    fs, path = io.fs_and_path(staging, "quarantineUri")
+    keep_paths = {io.fs_and_path(k, "quarantineUri")[1] for k in keep}
+    if not fs.exists(path):
+        fs.makedirs(path, exist_ok=True)
+        return
+    for f in fs.find(path):
+        if f not in keep_paths:
+            fs.rm(f)
+
+
+def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str, run_id: str, started: float,
+              tasks: int) -> dict[str, Any]:
+    return {
+        "tfscore": __version__,
+        "runId": run_id,
+        "job": job.metadata.name,
+        "startedAt": datetime.fromtimestamp(started, UTC).isoformat(),
+        "finishedAt": datetime.now(UTC).isoformat(),
+        "host": socket.gethostname(),
+        "python": sys.version.split()[0],
+        "reader": reader,
+        "tasks": tasks,
+        "model": {**model.status(), "versionUri": model.version_uri, "tags": list(model.tags),
+                  "inputs": [t.describe() for t in model.signature.inputs.values()],
+                  "outputs": [t.describe() for t in model.signature.outputs.values()]},
+        "input": job.spec.input.to_wire(),
+        "output": job.spec.output.to_wire(),
+        "result": result.to_wire(),
+    }

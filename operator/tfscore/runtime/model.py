@@ -1,0 +1,261 @@
+"""SavedModel resolution, local caching, signature introspection and per-process loading.
+
+The driver resolves `version: latest` once (so a version published mid-job never mixes into a run), reads the signature from
+saved_model.pb and records the fingerprint. Each executor host downloads that exact version once into a local cache, safe when
+several Python workers start at the same moment, and each Python worker loads it once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from tfscore.runtime.errors import TfscoreError
+
+SAVED_MODEL_PB = "saved_model.pb"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One signature input or output: its key, numpy dtype name ('string' for tf.string) and shape (None = unknown)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...] | None  # None: unknown rank
+
+    @property
+    def inner_shape(self) -> tuple[int | None, ...]:
+        """The per-row shape (everything after the batch dimension)."""
+        if self.shape is None:
+            return ()
+        return tuple(self.shape[1:])
+
+    @property
+    def row_size(self) -> int | None:
+        """Elements per row, or None when some inner dimension is unknown."""
+        size = 1
+        for d in self.inner_shape:
+            if d is None:
+                return None
+            size *= d
+        return size
+
+    def describe(self) -> str:
+        dims = "?" if self.shape is None else "[" + ", ".join("None" if d is None else str(d) for d in self.shape) + "]"
+        return f"{self.name}: {self.dtype}{dims}"
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What the driver decided: the exact version directory to load, and what it looks like."""
+
+    uri: str  # as given in the spec
+    version: str  # the numeric version, or "" for an unversioned SavedModel
+    version_uri: str  # the directory holding saved_model.pb
+    fingerprint: str
+    tags: tuple[str, ...]
+    signature: Signature
+    local_path: str = field(compare=False, default="")
+
+    def status(self) -> dict[str, Any]:
+        return {"uri": self.uri, "version": self.version or None, "fingerprint": self.fingerprint,
+                "signature": self.signature.name}
+
+
+def _fs(uri: str):
+    try:
+        return fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise TfscoreError(f"model.uri: cannot open {uri!r}: {exc}") from exc
+
+
+def _join(base: str, name: str) -> str:
+    return base.rstrip("/") + "/" + name
+
+
+def resolve_version(uri: str, version: str) -> tuple[str, str]:
+    """(version, version_uri): `uri` itself when it holds saved_model.pb, else its numeric version directory."""
+    fs, path = _fs(uri)
+    if not fs.exists(path):
+        raise TfscoreError(f"model.uri: {uri} does not exist")
+    if fs.exists(_join(path, SAVED_MODEL_PB)):
+        return "", uri
+    try:
+        entries = fs.ls(path, detail=True)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise TfscoreError(f"model.uri: {uri} is not a SavedModel directory") from exc
+    versions = sorted(int(os.path.basename(e["name"].rstrip("/"))) for e in entries
+                      if e.get("type") == "directory" and os.path.basename(e["name"].rstrip("/")).isdigit())
+    if not versions:
+        raise TfscoreError(f"model.uri: {uri} holds neither {SAVED_MODEL_PB} nor numeric version directories (1/, 2/, …)")
+    if version == "latest":
+        chosen = versions[-1]
+    else:
+        chosen = int(version)
+        if chosen not in versions:
+            raise TfscoreError(f"model.version: version {version} not found under {uri} "
+                               f"(available: {', '.join(map(str, versions))})")
+    version_uri = _join(uri.rstrip("/"), str(chosen))
+    vfs, vpath = _fs(version_uri)
+    if not vfs.exists(_join(vpath, SAVED_MODEL_PB)):
+        raise TfscoreError(f"model.version: {version_uri} has no {SAVED_MODEL_PB}")
+    return str(chosen), version_uri
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TFSCORE_CACHE") or Path.home() / ".cache" / "tfscore") / "models"
+
+
+def materialize(version_uri: str) -> str:
+    """A local directory holding `version_uri`: the path itself when local, else a per-host cached copy.
+
+    Downloads once per host: an exclusive file lock serialises concurrent workers, the copy lands in a temporary directory
+    and is renamed into place, so a reader never sees a half-written model.
+    """
+    fs, path = _fs(version_uri)
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return path
+    key = hashlib.sha256(version_uri.encode()).hexdigest()[:24]
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / key
+    if (target / SAVED_MODEL_PB).exists():
+        return str(target)
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / SAVED_MODEL_PB).exists():
+            return str(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+        try:
+            fs.get(path.rstrip("/") + "/", str(tmp) + "/", recursive=True)
+            if not (tmp / SAVED_MODEL_PB).exists():
+                raise TfscoreError(f"model.uri: downloading {version_uri} gave no {SAVED_MODEL_PB}")
+            os.rename(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
+
+
+def _tensor_info(key: str, info) -> TensorInfo:
+    import numpy as np
+    import tensorflow as tf
+
+    dtype = tf.dtypes.as_dtype(info.dtype)
+    name = "string" if dtype == tf.string else np.dtype(dtype.as_numpy_dtype).name
+    shape = None if info.tensor_shape.unknown_rank else tuple(
+        None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
+    return TensorInfo(key, name, shape)
+
+
+def read_signature(local_path: str, tags: list[str] | tuple[str, ...], signature: str) -> Signature:
+    """Signature inputs/outputs from saved_model.pb, without loading variables."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    try:
+        sm.ParseFromString(Path(local_path, SAVED_MODEL_PB).read_bytes())
+    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        raise TfscoreError(f"model.uri: {local_path}/{SAVED_MODEL_PB} is not a valid SavedModel: {exc}") from exc
+    wanted = set(tags)
+    graphs = [mg for mg in sm.meta_graphs if set(mg.meta_info_def.tags) == wanted]
+    if not graphs:
+        available = [sorted(mg.meta_info_def.tags) for mg in sm.meta_graphs]
+        raise TfscoreError(f"model.tags: no MetaGraph tagged {sorted(wanted)} in {local_path} (available: {available})")
+    sigs = graphs[0].signature_def
+    if signature not in sigs:
+        available = sorted(k for k in sigs if not k.startswith("__"))
+        raise TfscoreError(f"model.signature: {signature!r} not found in {local_path} (available: {available})")
+    sd = sigs[signature]
+    return Signature(
+        name=signature,
+        inputs={k: _tensor_info(k, v) for k, v in sorted(sd.inputs.items())},
+        outputs={k: _tensor_info(k, v) for k, v in sorted(sd.outputs.items())},
+    )
+
+
+def fingerprint(local_path: str) -> str:
+    """The SavedModel fingerprint (TF's singleprint when fingerprint.pb exists, else a content hash)."""
+    if Path(local_path, "fingerprint.pb").exists():
+        import tensorflow as tf
+
+        try:
+            return tf.saved_model.experimental.read_fingerprint(local_path).singleprint()
+        except Exception:  # noqa: BLE001 - an unreadable fingerprint falls back to hashing
+            pass
+    h = hashlib.sha256()
+    for p in sorted(Path(local_path).rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(local_path)).encode())
+            h.update(p.read_bytes())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def resolve(spec) -> ResolvedModel:
+    """Driver side: pick the version, fetch it locally, introspect it. `spec` is api.models.ModelSpec."""
+    version, version_uri = resolve_version(spec.uri, str(spec.version))
+    local = materialize(version_uri)
+    sig = read_signature(local, spec.tags, spec.signature)
+    return ResolvedModel(uri=spec.uri, version=version, version_uri=version_uri, fingerprint=fingerprint(local),
+                         tags=tuple(spec.tags), signature=sig, local_path=local)
+
+
+# ---------------------------------------------------------------- per-process model (Python workers)
+
+_LOADED: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def configure_threads(cores: int) -> None:
+    """Size TensorFlow's thread pools to the task's cores. Only effective before TensorFlow's first op in the process."""
+    cores = max(1, int(cores))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cores))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["TF_NUM_INTRAOP_THREADS"]))
+        tf.config.threading.set_inter_op_parallelism_threads(int(os.environ["TF_NUM_INTEROP_THREADS"]))
+    except RuntimeError:
+        pass  # already initialised in this process: keep the pools it has
+
+
+def load_function(model: ResolvedModel, cores: int = 1):
+    """The signature's concrete function, loaded once per process (one model per Python worker)."""
+    key = (model.version_uri, model.fingerprint, model.tags + (model.signature.name,))
+    fn = _LOADED.get(key)
+    if fn is not None:
+        return fn
+    with _LOAD_LOCK:
+        fn = _LOADED.get(key)
+        if fn is None:
+            configure_threads(cores)
+            import tensorflow as tf
+
+            local = materialize(model.version_uri)
+            found = fingerprint(local)
+            if found != model.fingerprint:
+                raise TfscoreError(f"model.uri: {model.version_uri} changed during the job (fingerprint {found}, the "
+                                   f"driver resolved {model.fingerprint}); publish new models as new version "
+                                   "directories instead of overwriting one")
+            loaded = tf.saved_model.load(local, tags=list(model.tags))
+            fn = loaded.signatures[model.signature.name]
+            fn._tfscore_keepalive = loaded  # the function must not outlive its trackable object
+            _LOADED[key] = fn
+    return fn

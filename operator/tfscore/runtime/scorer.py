@@ -1,0 +1,217 @@
+"""The scoring loop that runs inside Spark's Python workers.
+
+Columnar end to end: Arrow record batches in, one TensorFlow signature call per batch, Arrow record batches out. One model
+per Python worker (loaded once, reused across tasks), TensorFlow's thread pools sized to the task's cores before its first
+op, and nothing held beyond the current batch, so memory stays flat whatever the partition size.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from tfscore.runtime import io
+from tfscore.runtime.errors import InvalidRowError, TfscoreError, WorkerError
+from tfscore.runtime.mapping import REASON_COLUMN, Binding
+from tfscore.runtime.model import ResolvedModel, load_function
+
+
+@dataclass(frozen=True)
+class FaultInjection:
+    """Test hook (spark.tfscore.faultInjection = 'partition=0,attempt=0,afterBatches=1'): fail a task on purpose."""
+
+    partition: int
+    attempt: int | None  # None: every attempt
+    after_batches: int
+
+    @classmethod
+    def parse(cls, text: str | None) -> FaultInjection | None:
+        if not text:
+            return None
+        kv = dict(part.split("=", 1) for part in text.split(",") if part)
+        attempt = kv.get("attempt", "0")
+        return cls(int(kv.get("partition", 0)), None if attempt == "*" else int(attempt),
+                   int(kv.get("afterBatches", 0)))
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a Python worker needs, shipped once per task (small and picklable)."""
+
+    model: ResolvedModel
+    binding: Binding
+    batch_size: int
+    quarantine: bool
+    quarantine_staging: str | None
+    source: str  # how errors name the input
+    splits: tuple[io.Split, ...] = ()  # the Arrow reader's splits (empty: Spark feeds the batches)
+    read_columns: tuple[str, ...] = ()
+    counts: object = None  # a Spark accumulator of {partition: {...}}
+    fault: FaultInjection | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _task_context():
+    from pyspark import TaskContext
+
+    ctx = TaskContext.get()
+    if ctx is None:  # called outside Spark (unit tests): one core, partition 0
+        return 0, 0, 1
+    return ctx.partitionId(), ctx.attemptNumber(), max(1, int(ctx.cpus()))
+
+
+def _rebatch(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly `size` rows (the last may be smaller), slicing without copies where possible."""
+    pending: list[pa.RecordBatch] = []
+    have = 0
+    for b in batches:
+        if not pending and b.num_rows == size:
+            yield b
+            continue
+        pending.append(b)
+        have += b.num_rows
+        while have >= size:
+            table = pa.Table.from_batches(pending)
+            head, rest = table.slice(0, size), table.slice(size)
+            yield head.combine_chunks().to_batches()[0]
+            pending = rest.to_batches() if rest.num_rows else []
+            have = rest.num_rows
+    if have:
+        table = pa.Table.from_batches(pending).combine_chunks()
+        for b in table.to_batches():
+            yield b
+
+
+class _Quarantine:
+    """Invalid rows + reason, written by the task to a Parquet file in the quarantine staging directory."""
+
+    def __init__(self, staging: str, partition: int, attempt: int):
+        self.path = f"{staging.rstrip('/')}/part-{partition:05d}-{attempt}-{uuid.uuid4().hex[:8]}.parquet"
+        self.writer = None
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch, reasons: np.ndarray) -> None:
+        out = pa.RecordBatch.from_arrays(list(batch.columns) + [pa.array(reasons.tolist(), type=pa.string())],
+                                         names=list(batch.schema.names) + [REASON_COLUMN])
+        if self.writer is None:
+            import pyarrow.parquet as pq
+
+            fs, path = io.fs_and_path(self.path, "quarantineUri")
+            fs.makedirs(os.path.dirname(path), exist_ok=True)
+            self._fh = fs.open(path, "wb")
+            self.writer = pq.ParquetWriter(self._fh, out.schema)
+        self.writer.write_batch(out)
+        self.rows += out.num_rows
+
+    def close(self) -> str | None:
+        if self.writer is None:
+            return None
+        self.writer.close()
+        self._fh.close()
+        return self.path
+
+
+def _describe_row(batch: pa.RecordBatch, i: int, binding: Binding) -> str:
+    ids = {c: batch.column(c)[i].as_py() for c in binding.passthrough[:3]}
+    return f" ({', '.join(f'{k}={v!r}' for k, v in ids.items())})" if ids else ""
+
+
+class Where:
+    """Where the current batch comes from, for error messages (the Arrow reader moves it from split to split)."""
+
+    def __init__(self, text: str, first_row: int = 0):
+        self.text, self.first_row = text, first_row
+
+
+def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -> Iterator[pa.RecordBatch]:
+    """Score a stream of input batches; yields output batches. Counts go to the task's accumulator at the end."""
+    partition, attempt, cores = _task_context()
+    fn = load_function(task.model, cores)
+    binding = task.binding
+    names = [o.tensor.name for o in binding.outputs]
+    quarantine = _Quarantine(task.quarantine_staging, partition, attempt) if task.quarantine else None
+    rows_in = rows_out = 0
+    offset = 0  # rows seen in this task, for error messages
+    for n_batch, batch in enumerate(_rebatch(batches, task.batch_size)):
+        if task.fault and task.fault.partition == partition and task.fault.attempt in (None, attempt) \
+                and n_batch >= task.fault.after_batches:
+            raise RuntimeError(f"injected fault: partition {partition} attempt {attempt} after {n_batch} batches")
+        n = batch.num_rows
+        rows_in += n
+        invalid, reasons = binding.validate(batch)
+        if invalid is not None:
+            if quarantine is None:
+                i = int(np.argmax(invalid))
+                raise InvalidRowError(f"{reasons[i]} at row {where.first_row + offset + i} of {where.text}"
+                                      f"{_describe_row(batch, i, binding)}; fix the data or set "
+                                      "onInvalidRow: quarantine")
+            quarantine.write(batch.filter(pa.array(invalid)), reasons[invalid])
+            batch = batch.filter(pa.array(~invalid))
+        offset += n
+        if batch.num_rows == 0:
+            continue
+        result = fn(**binding.to_tensors(batch))
+        arrays = {k: result[k].numpy() for k in names}
+        out = binding.to_output(batch, arrays)
+        del result  # release the output tensors now, not at the next garbage collection
+        rows_out += out.num_rows
+        yield out
+    qfile = quarantine.close() if quarantine else None
+    if task.counts is not None:
+        task.counts.add({partition: {"in": rows_in, "out": rows_out,
+                                     "q": quarantine.rows if quarantine else 0, "qfile": qfile}})
+
+
+def _guard(gen: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from gen
+    except TfscoreError as exc:
+        raise WorkerError(exc) from None
+
+
+def map_spark_batches(task: Task):
+    """mapInArrow function for the Spark reader: Spark feeds the input batches."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        partition, _, _ = _task_context()
+        yield from _guard(score_batches(task, batches, Where(f"{task.source} (partition {partition})")))
+
+    return run
+
+
+def map_splits(task: Task):
+    """mapInArrow function for the Arrow reader: each input row is a split index; the worker reads it with pyarrow."""
+
+    def run(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        where = Where(task.source)
+
+        def batches():
+            for b in ids:
+                for idx in b.column(0).to_pylist():
+                    split = task.splits[idx]
+                    where.text, where.first_row = split.uri, split.first_row
+                    try:
+                        yield from io.read_split(split, list(task.read_columns), task.batch_size)
+                    except (OSError, pa.ArrowException) as exc:
+                        raise TfscoreError(f"input.uri: cannot read {split.uri}: {exc}") from exc
+
+        yield from _guard(score_batches(task, batches(), where))
+
+    return run
+
+
+class DictAccumulator:
+    """AccumulatorParam of {partition: counts}: a retried or recomputed task replaces its partition's entry instead of
+    adding to it, so the counts stay exact under retries."""
+
+    def zero(self, value):
+        return {}
+
+    def addInPlace(self, a, b):  # noqa: N802 - Spark's name
+        a.update(b)
+        return a
