@@ -1,0 +1,124 @@
+"""The CRD is generated from the pydantic models, is structural, and matches the checked-in crds/scoringjob.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tfscore.api import crd, models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict:
+    return crd.crd()
+
+
+@pytest.fixture(scope="module")
+def schema(rendered) -> dict:
+    return rendered["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def _walk(node, path="$"):
+    yield path, node
+    for name, sub in (node.get("properties") or {}).items():
+        yield from _walk(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from _walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from _walk(node["additionalProperties"], f"{path}{{}}")
+
+
+def test_checked_in_crd_matches_the_models():
+    checked_in = (ROOT / "crds" / "scoringjob.yaml").read_text()
+    assert checked_in == crd.render_yaml(), "crds/scoringjob.yaml drifted from the models: run `make crd`"
+
+
+def test_names_scope_and_subresources(rendered):
+    spec = rendered["spec"]
+    assert rendered["metadata"]["name"] == "scoringjobs.tfscore.io"
+    assert spec["group"] == models.GROUP and spec["scope"] == "Namespaced"
+    assert spec["names"]["kind"] == "ScoringJob" and spec["names"]["plural"] == "scoringjobs"
+    assert spec["names"]["shortNames"] == ["sj"]
+    version = spec["versions"][0]
+    assert version["name"] == "v1alpha1" and version["served"] and version["storage"]
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"].upper() for c in version["additionalPrinterColumns"] if not c.get("priority")]
+    assert columns == ["PHASE", "PROGRESS", "ROWS", "MODEL", "AGE"]
+
+
+def test_schema_is_structural(schema):
+    for path, node in _walk(schema):
+        assert "$ref" not in node and "title" not in node and "const" not in node, path
+        assert not ("properties" in node and "additionalProperties" in node), path
+        if node.get("x-kubernetes-int-or-string"):
+            assert "type" not in node and [b["type"] for b in node["anyOf"]] == ["integer", "string"], path
+        else:
+            assert "anyOf" not in node and "oneOf" not in node, path
+            assert "type" in node or node.get("x-kubernetes-preserve-unknown-fields"), path
+        if "default" in node:
+            assert None not in (node["default"] if isinstance(node["default"], list) else [node["default"]]), path
+
+
+def test_free_form_kubernetes_objects_keep_their_fields(schema):
+    spec = schema["properties"]["spec"]["properties"]
+    for field in ("tolerations", "env", "envFrom", "volumes", "volumeMounts"):
+        assert spec[field]["type"] == "array", field
+        assert spec[field]["items"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}, field
+
+
+def test_optional_fields_are_not_required_and_have_no_null_default(schema):
+    spec = schema["properties"]["spec"]
+    assert spec["required"] == ["model", "input", "output"]
+    deadline = spec["properties"]["activeDeadlineSeconds"]
+    assert deadline == {"type": "integer", "description": deadline["description"], "minimum": 1}
+
+
+def test_enums_defaults_and_descriptions(schema):
+    spec = schema["properties"]["spec"]["properties"]
+    assert spec["output"]["properties"]["mode"]["enum"] == ["errorIfExists", "overwrite", "append"]
+    assert spec["output"]["properties"]["mode"]["default"] == "errorIfExists"
+    assert spec["onInvalidRow"]["enum"] == ["fail", "quarantine"]
+    assert spec["batchSize"]["default"] == 4096 and spec["backoffLimit"]["default"] == 2
+    assert spec["executor"]["default"] == {} and spec["executor"]["properties"]["instances"]["default"] == 2
+    assert "default" not in spec["tolerations"], "empty-list defaults would bloat every stored object"
+    assert spec["model"]["properties"]["version"]["x-kubernetes-int-or-string"] is True
+    assert all(spec[f].get("description") for f in ("image", "suspend", "startupTimeoutSeconds"))
+
+
+def test_defaults_agree_with_the_models(schema):
+    """Every scalar default the API server applies is the default pydantic applies."""
+    defaults = models.ScoringJobSpec.model_validate(
+        {"model": {"uri": "m"}, "input": {"uri": "i"}, "output": {"uri": "o"}}).to_wire()
+    for path, node in _walk(schema["properties"]["spec"]):
+        if "default" not in node or node["default"] == {}:
+            continue
+        value = defaults
+        for part in path.removeprefix("$.").split("."):
+            value = value[part] if isinstance(value, dict) and part in value else None
+        if value is not None:
+            assert value == node["default"], path
+
+
+def test_cel_rules_are_the_models_rules(schema):
+    spec = schema["properties"]["spec"]
+    assert spec["x-kubernetes-validations"] == [models.QUARANTINE_RULE]
+    assert spec["properties"]["input"]["x-kubernetes-validations"] == [models.INPUT_SOURCE_RULE,
+                                                                       models.TABLE_FORMAT_RULE]
+
+
+def test_status_schema_comes_from_the_status_model(schema):
+    status = schema["properties"]["status"]["properties"]
+    assert status["phase"]["enum"] == ["Pending", "Running", "Succeeded", "Failed", "Suspended"]
+    assert status["conditions"]["x-kubernetes-list-type"] == "map"
+    assert status["conditions"]["items"]["properties"]["lastTransitionTime"]["format"] == "date-time"
+    assert set(status["result"]["properties"]) >= {"rowsIn", "rowsOut", "rowsQuarantined", "seconds",
+                                                   "rowsPerSecond", "outputUri", "model"}
+    assert set(status["progress"]["properties"]) == {"rowsScored", "tasksDone", "tasksTotal", "percent"}
+
+
+def test_render_yaml_is_loadable():
+    assert yaml.safe_load(crd.render_yaml())["kind"] == "CustomResourceDefinition"
