@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 DEFAULT_RUNTIME_IMAGE = "localhost/tfscore/runtime:0.1.0"
 
@@ -37,7 +37,7 @@ class OperatorConfig:
     backoff_max_seconds: float = 360.0
     workers: int = 8
 
-    _ENV = {
+    _ENV: ClassVar[dict[str, str]] = {
         "runtime_image": "TFSCORE_RUNTIME_IMAGE",
         "runtime_image_gpu": "TFSCORE_RUNTIME_IMAGE_GPU",
         "image_pull_policy": "TFSCORE_IMAGE_PULL_POLICY",
@@ -81,7 +81,7 @@ class OperatorConfig:
 
     def image_for(self, gpu: int) -> str:
         """The pinned runtime image for a job that asks for `gpu` GPUs per executor."""
-        return self.runtime_image_gpu or self.runtime_image if gpu > 0 else self.runtime_image
+        return (self.runtime_image_gpu or self.runtime_image) if gpu > 0 else self.runtime_image
 
     def backoff(self, failures: int) -> float:
         """Delay before the next attempt after `failures` failed attempts: base·2^(n-1), capped (Job-like)."""

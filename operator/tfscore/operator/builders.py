@@ -1,0 +1,370 @@
+"""Pure builders: a validated ScoringJob (+ operator config) → the Kubernetes objects and Spark configuration it runs as.
+
+No I/O, no clock, no Kubernetes client: every function returns plain dicts/strings, so each spec field's destination is
+unit-tested directly. Children get deterministic names and a controller ownerReference to the ScoringJob, so creating
+them is idempotent (409 = already there) and deleting the ScoringJob garbage-collects everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from tfscore.api import models
+from tfscore.api.models import ScoringJob, ScoringJobSpec, memory_mib
+from tfscore.operator.config import OperatorConfig
+
+# ---------------------------------------------------------------- names and labels
+
+LABEL_JOB = f"{models.GROUP}/job"
+LABEL_ROLE = f"{models.GROUP}/role"
+LABEL_ATTEMPT = f"{models.GROUP}/attempt"
+ROLE_DRIVER = "driver"
+ROLE_EXECUTOR = "executor"
+ROLE_CONFIG = "config"
+MANAGED_BY = "tfscore-operator"
+
+DRIVER_CONTAINER = "driver"
+EXECUTOR_CONTAINER = "executor"
+DRIVER_PORT = 7078
+BLOCK_MANAGER_PORT = 7079
+UI_PORT = 4040
+SPARK_MASTER = "k8s://https://kubernetes.default.svc:443"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_VENDOR = "nvidia.com"
+GPU_DISCOVERY_SCRIPT = "/opt/tfscore/bin/gpu-discovery.sh"
+
+# Writable places on a read-only root filesystem (emptyDirs in driver and executor pods).
+TMP_DIR = "/tmp"
+LOCAL_DIR = "/var/data/spark-local"  # Spark reuses a template volume named spark-local-dir-1 mounted here
+HOME_DIR = "/home/tfscore"
+SCRATCH_VOLUMES = (("tmp", TMP_DIR), ("spark-local-dir-1", LOCAL_DIR), ("home", HOME_DIR))
+CONFIG_VOLUME = "tfscore-spec"
+
+DRIVER_COMMAND = ["tfscore", "run", "--spec", models.SPEC_FILE, "--spark-properties", models.SPARK_PROPERTIES_FILE]
+
+
+def _dns_label(base: str, suffix: str, limit: int = 63) -> str:
+    """`<base>-<suffix>` if it is a DNS-1035 label within `limit`; else a shortened, hashed, still-deterministic one."""
+    name = f"{base}-{suffix}"
+    if len(name) <= limit and name[0].isalpha():
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    keep = limit - len(suffix) - len(digest) - 4  # "j-" prefix + two dashes
+    return f"j-{base[:keep].rstrip('-')}-{digest}-{suffix}"
+
+
+def config_map_name(job: str) -> str:
+    return f"{job}-spec"
+
+
+def service_name(job: str) -> str:
+    """The driver's headless Service (a DNS-1035 label: starts with a letter, ≤ 63 characters)."""
+    return _dns_label(job, "driver")
+
+
+def driver_pod_name(job: str, attempt: int) -> str:
+    return f"{job}-driver-{attempt}"
+
+
+def executor_prefix(job: str, attempt: int) -> str:
+    """spark.kubernetes.executor.podNamePrefix: Spark requires a DNS label of at most 47 characters."""
+    return _dns_label(job, f"a{attempt}", limit=47)
+
+
+def labels(job: str, role: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "tfscore",
+        "app.kubernetes.io/instance": job,
+        "app.kubernetes.io/component": role,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        LABEL_JOB: job,
+        LABEL_ROLE: role,
+    }
+
+
+def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Controller reference to the ScoringJob: garbage collection deletes the child with it."""
+    meta = body["metadata"]
+    return {"apiVersion": models.API_VERSION, "kind": models.KIND, "name": meta["name"], "uid": meta["uid"],
+            "controller": True, "blockOwnerDeletion": True}
+
+
+def _metadata(name: str, namespace: str, job: str, role: str, owner: Mapping[str, Any]) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": labels(job, role), "ownerReferences": [dict(owner)]}
+
+
+# ---------------------------------------------------------------- the captured manifest (job.json)
+
+
+def resolve_image(spec: ScoringJobSpec, config: OperatorConfig) -> str:
+    """spec.image, else the operator's pinned runtime image (the GPU variant for GPU executors)."""
+    return spec.image or config.image_for(spec.executor.gpu)
+
+
+def job_document(job: ScoringJob, uid: str, config: OperatorConfig) -> dict[str, Any]:
+    """job.json: the validated manifest in wire form, image resolved, as the run will use it on every attempt."""
+    spec = job.spec.model_copy(update={"image": resolve_image(job.spec, config)})
+    return {
+        "apiVersion": models.API_VERSION,
+        "kind": models.KIND,
+        "metadata": {"name": job.metadata.name, "namespace": job.metadata.namespace, "uid": uid},
+        "spec": spec.to_wire(),
+    }
+
+
+# ---------------------------------------------------------------- Spark configuration
+
+
+def overhead_mib(resources: models.Resources) -> int:
+    """Non-JVM memory: the spec's memoryOverhead, else max(384 MiB, 40% of memory) (Python workers + TensorFlow)."""
+    if resources.memory_overhead:
+        return memory_mib(resources.memory_overhead)
+    return max(384, int(memory_mib(resources.memory) * 0.4))
+
+
+def task_gpu_amount(gpu: int, cores: int) -> str:
+    """spark.task.resource.gpu.amount: the executor's GPUs shared by its concurrent tasks (fractions ≤ 1 allowed)."""
+    if gpu >= cores:
+        return str(gpu // cores)
+    return f"{gpu / cores:.4g}"
+
+
+def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str) -> dict[str, str]:
+    """The Spark-on-Kubernetes client-mode configuration of one attempt (spec.sparkConf applied last)."""
+    spec, name = job.spec, job.metadata.name
+    ex = spec.executor
+    props = {
+        "spark.app.name": name,
+        "spark.master": SPARK_MASTER,
+        "spark.submit.deployMode": "client",
+        "spark.kubernetes.namespace": namespace,
+        "spark.driver.host": f"{service_name(name)}.{namespace}.svc",
+        "spark.driver.port": str(DRIVER_PORT),
+        "spark.driver.blockManager.port": str(BLOCK_MANAGER_PORT),
+        "spark.driver.bindAddress": "0.0.0.0",
+        "spark.ui.port": str(UI_PORT),
+        "spark.driver.cores": str(spec.driver.cores),
+        "spark.driver.memory": f"{memory_mib(spec.driver.memory)}m",
+        "spark.local.dir": LOCAL_DIR,
+        "spark.kubernetes.driver.pod.name": driver_pod_name(name, attempt),
+        "spark.kubernetes.container.image": image,
+        "spark.kubernetes.executor.podTemplateFile": models.EXECUTOR_TEMPLATE_FILE,
+        "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
+        "spark.kubernetes.executor.podNamePrefix": executor_prefix(name, attempt),
+        "spark.kubernetes.executor.deleteOnTermination": "true",
+        "spark.executor.instances": str(ex.instances),
+        "spark.executor.cores": str(ex.cores),
+        "spark.executor.memory": f"{memory_mib(ex.memory)}m",
+        "spark.executor.memoryOverhead": f"{overhead_mib(ex)}m",
+        "spark.kubernetes.executor.request.cores": str(ex.cores),
+        "spark.kubernetes.executor.limit.cores": str(ex.cores),
+        "spark.executorEnv.TF_NUM_INTRAOP_THREADS": str(ex.cores),
+        "spark.executorEnv.TF_NUM_INTEROP_THREADS": "1",
+    }
+    if ex.gpu > 0:
+        props.update({
+            "spark.executor.resource.gpu.amount": str(ex.gpu),
+            "spark.executor.resource.gpu.vendor": GPU_VENDOR,
+            "spark.executor.resource.gpu.discoveryScript": GPU_DISCOVERY_SCRIPT,
+            "spark.task.resource.gpu.amount": task_gpu_amount(ex.gpu, ex.cores),
+        })
+    for key, value in spec.spark_conf.items():  # the user's word is last, also in the file
+        props.pop(key, None)
+        props[key] = value
+    return props
+
+
+def _escape_properties(text: str, key: bool) -> str:
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\n\r\t\f":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}[ch])
+        elif ch in "=:#!" and (key or i == 0):
+            out.append("\\" + ch)
+        elif ch == " " and (key or i == 0):
+            out.append("\\ ")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def render_properties(props: Mapping[str, str], header: str = "") -> str:
+    """Java .properties text (UTF-8, as Spark reads it); user strings are escaped, never interpreted."""
+    lines = [f"# {line}" for line in header.splitlines()]
+    lines += [f"{_escape_properties(k, key=True)}={_escape_properties(v, key=False)}" for k, v in props.items()]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- pods
+
+
+def pod_security_context(config: OperatorConfig) -> dict[str, Any]:
+    uid = config.run_as_user
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security_context(config: OperatorConfig) -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": config.run_as_user, "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def _scratch_volumes() -> list[dict[str, Any]]:
+    return [{"name": name, "emptyDir": {}} for name, _ in SCRATCH_VOLUMES]
+
+
+def _scratch_mounts() -> list[dict[str, Any]]:
+    return [{"name": name, "mountPath": path} for name, path in SCRATCH_VOLUMES]
+
+
+def _base_env() -> list[dict[str, Any]]:
+    return [{"name": "HOME", "value": HOME_DIR}]
+
+
+def _tolerations(spec: ScoringJobSpec, gpu: bool) -> list[dict[str, Any]]:
+    tolerations = [dict(t) for t in spec.tolerations]
+    if gpu and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    return tolerations
+
+
+def _pod_spec_common(spec: ScoringJobSpec, config: OperatorConfig, *, gpu: bool,
+                     extra_volumes: list[dict[str, Any]]) -> dict[str, Any]:
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(config),
+        "volumes": [*extra_volumes, *_scratch_volumes(), *[dict(v) for v in spec.volumes]],
+    }
+    if spec.node_selector:
+        pod["nodeSelector"] = dict(spec.node_selector)
+    tolerations = _tolerations(spec, gpu)
+    if tolerations:
+        pod["tolerations"] = tolerations
+    return pod
+
+
+def _container_common(spec: ScoringJobSpec, config: OperatorConfig, name: str, image: str,
+                      extra_env: list[dict[str, Any]], extra_mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": config.image_pull_policy,
+        "env": [*extra_env, *_base_env(), *[dict(e) for e in spec.env]],
+        "volumeMounts": [*extra_mounts, *_scratch_mounts(), *[dict(m) for m in spec.volume_mounts]],
+        "securityContext": container_security_context(config),
+    }
+    if spec.env_from:
+        container["envFrom"] = [dict(e) for e in spec.env_from]
+    return container
+
+
+def executor_pod_template(job: ScoringJob, config: OperatorConfig, image: str) -> dict[str, Any]:
+    """The executor pod template Spark starts executors from (Spark adds cpu/memory, ports and its own env)."""
+    spec, name = job.spec, job.metadata.name
+    gpu = spec.executor.gpu
+    container = _container_common(spec, config, EXECUTOR_CONTAINER, image, extra_env=[], extra_mounts=[])
+    if gpu > 0:
+        container["resources"] = {"limits": {GPU_RESOURCE: str(gpu)}}
+    pod_spec = _pod_spec_common(spec, config, gpu=gpu > 0, extra_volumes=[])
+    pod_spec["automountServiceAccountToken"] = False  # executors never call the Kubernetes API
+    pod_spec["containers"] = [container]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": labels(name, ROLE_EXECUTOR)}, "spec": pod_spec}
+
+
+def config_map(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig, attempt: int) -> dict[str, Any]:
+    """ConfigMap <job>-spec: job.json, spark.properties (of this attempt) and the executor pod template."""
+    meta = body["metadata"]
+    namespace = meta["namespace"]
+    document = job_document(job, meta["uid"], config)
+    image = document["spec"]["image"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(config_map_name(job.metadata.name), namespace, job.metadata.name, ROLE_CONFIG,
+                              owner_reference(body)),
+        "data": {
+            "job.json": json.dumps(document, indent=2, sort_keys=True) + "\n",
+            "spark.properties": attempt_properties(job, namespace, attempt, image),
+            "executor-pod-template.yaml": yaml.safe_dump(executor_pod_template(job, config, image), sort_keys=False),
+        },
+    }
+
+
+def attempt_properties(job: ScoringJob, namespace: str, attempt: int, image: str) -> str:
+    header = f"Generated by the tfscore operator for ScoringJob {namespace}/{job.metadata.name}, attempt {attempt}."
+    return render_properties(spark_properties(job, namespace, attempt, image), header=header)
+
+
+def driver_service(job: ScoringJob, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Headless Service: a stable DNS name for the driver (spark.driver.host) across attempts."""
+    name = job.metadata.name
+    namespace = body["metadata"]["namespace"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(service_name(name), namespace, name, ROLE_DRIVER, owner_reference(body)),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,  # executors resolve the driver before any readiness
+            "selector": {LABEL_JOB: name, LABEL_ROLE: ROLE_DRIVER},
+            "ports": [
+                {"name": "driver-rpc", "port": DRIVER_PORT, "targetPort": DRIVER_PORT, "protocol": "TCP"},
+                {"name": "blockmanager", "port": BLOCK_MANAGER_PORT, "targetPort": BLOCK_MANAGER_PORT,
+                 "protocol": "TCP"},
+                {"name": "spark-ui", "port": UI_PORT, "targetPort": UI_PORT, "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def _resources(res: models.Resources) -> dict[str, Any]:
+    memory = f"{memory_mib(res.memory) + overhead_mib(res)}Mi"
+    return {"requests": {"cpu": str(res.cores), "memory": memory},
+            "limits": {"cpu": str(res.cores), "memory": memory}}
+
+
+def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig, attempt: int,
+               deadline_seconds: int | None = None) -> dict[str, Any]:
+    """Driver pod of one attempt: `tfscore run` (exec form, no shell) with the ConfigMap mounted read-only."""
+    spec, name = job.spec, job.metadata.name
+    namespace = body["metadata"]["namespace"]
+    image = resolve_image(spec, config)
+    downward = [
+        {"name": var, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+        for var, path in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"),
+                          ("POD_IP", "status.podIP"))
+    ]
+    container = _container_common(
+        spec, config, DRIVER_CONTAINER, image, extra_env=downward,
+        extra_mounts=[{"name": CONFIG_VOLUME, "mountPath": models.SPEC_MOUNT, "readOnly": True}],
+    )
+    container.update({
+        "command": list(DRIVER_COMMAND),
+        "ports": [{"name": "driver-rpc", "containerPort": DRIVER_PORT, "protocol": "TCP"},
+                  {"name": "blockmanager", "containerPort": BLOCK_MANAGER_PORT, "protocol": "TCP"},
+                  {"name": "spark-ui", "containerPort": UI_PORT, "protocol": "TCP"}],
+        "resources": _resources(spec.driver),
+        "terminationMessagePath": models.TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    })
+    config_volume = {"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(name)}}
+    pod_spec = _pod_spec_common(spec, config, gpu=False, extra_volumes=[config_volume])
+    pod_spec.update({
+        "serviceAccountName": spec.service_account_name or config.driver_service_account,
+        "automountServiceAccountToken": True,  # Spark's driver creates and watches executor pods
+        "containers": [container],
+    })
+    if deadline_seconds is not None:
+        pod_spec["activeDeadlineSeconds"] = max(1, int(deadline_seconds))  # the kubelet enforces it too
+    metadata = _metadata(driver_pod_name(name, attempt), namespace, name, ROLE_DRIVER, owner_reference(body))
+    metadata["labels"][LABEL_ATTEMPT] = str(attempt)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}

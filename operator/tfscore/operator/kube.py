@@ -1,0 +1,135 @@
+"""The few Kubernetes API calls the operator makes, on one shared (thread-safe, pooled) API client.
+
+Bodies go out and come back as plain dicts (`_preload_content=False`: no model (de)serialization on the hot path).
+`create` is create-if-absent: 409 returns the existing object so the caller can adopt it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from tfscore.api import models
+
+MERGE_PATCH = "application/merge-patch+json"
+TIMEOUT = 30
+
+
+class Conflict(Exception):
+    """A precondition (resourceVersion, uid) did not hold: re-read and decide again."""
+
+
+def api_client(pool_size: int) -> client.ApiClient:
+    """One ApiClient for the whole process: in-cluster config, else $KUBECONFIG / ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    conf = client.Configuration.get_default_copy()
+    conf.connection_pool_maxsize = max(4, pool_size)
+    return client.ApiClient(conf)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    return json.loads(response.data)
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.kw = {"_preload_content": False, "_request_timeout": TIMEOUT}
+
+    # ---- children (ConfigMap, Service, Pod)
+    def create(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Create; on 409 return the object already there. → (object, created)."""
+        kind, ns = body["kind"], body["metadata"]["namespace"]
+        create = {"ConfigMap": self.core.create_namespaced_config_map, "Service": self.core.create_namespaced_service,
+                  "Pod": self.core.create_namespaced_pod}[kind]
+        try:
+            return _json(create(ns, body, **self.kw)), True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = self.get(kind, ns, body["metadata"]["name"])
+        if existing is None:  # deleted between our create and get: let the caller decide again
+            raise Conflict(f"{kind} {ns}/{body['metadata']['name']} vanished while being adopted")
+        return existing, False
+
+    def get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
+        read = {"ConfigMap": self.core.read_namespaced_config_map, "Service": self.core.read_namespaced_service,
+                "Pod": self.core.read_namespaced_pod}[kind]
+        try:
+            return _json(read(name, ns, **self.kw))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_config_map(self, ns: str, name: str, data: dict[str, str]) -> dict[str, Any]:
+        return _json(self.core.patch_namespaced_config_map(name, ns, {"data": data}, _content_type=MERGE_PATCH,
+                                                           **self.kw))
+
+    def delete_pod(self, ns: str, name: str) -> None:
+        try:
+            self.core.delete_namespaced_pod(name, ns, propagation_policy="Background", **self.kw)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    # ---- the ScoringJob
+    def get_job(self, ns: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(self.custom.get_namespaced_custom_object(models.GROUP, models.VERSION, ns, models.PLURAL,
+                                                                  name, **self.kw))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def patch_job_status(self, ns: str, name: str, resource_version: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource, only if the object is still at `resource_version` (else Conflict)."""
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        try:
+            return _json(self.custom.patch_namespaced_custom_object_status(
+                models.GROUP, models.VERSION, ns, models.PLURAL, name, body, _content_type=MERGE_PATCH, **self.kw))
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                raise Conflict(f"ScoringJob {ns}/{name} changed or went away ({exc.status})") from None
+            raise
+
+    def delete_job(self, ns: str, name: str, uid: str) -> None:
+        body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
+        try:
+            self.custom.delete_namespaced_custom_object(models.GROUP, models.VERSION, ns, models.PLURAL, name,
+                                                        body=body, **self.kw)
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    # ---- events
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str, component: str) -> None:
+        meta = obj["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "type": type_,
+            "reason": reason,
+            "message": message if len(message) <= 1024 else message[:1023] + "…",
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": socket.gethostname()[:128],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.core.create_namespaced_event(meta["namespace"], event, **self.kw)

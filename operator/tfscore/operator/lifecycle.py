@@ -1,0 +1,253 @@
+"""The Job-like lifecycle of a ScoringJob as one pure function: (status, observations, now) → Decision.
+
+`decide` never talks to the API server and never reads the clock; the handler feeds it what it observed (the spec the run
+is bound to, the driver pods by attempt, `suspend`, the generation) and applies the Decision: create the next attempt's
+pod, delete pods, delete the job (TTL), patch the status, post the events, requeue after `requeue_after` seconds.
+Re-running it on the same inputs gives the same Decision, so a crash anywhere (or a stale cache) is harmless:
+deterministic child names make creation idempotent and a newer attempt's pod found in the cluster is adopted.
+
+Rules (Kubernetes Job semantics where Job has a word for it):
+- invalid spec (before the first start): Failed, reason Invalid, nothing created; a later edit is validated afresh.
+- a driver pod that succeeds wins over everything else (deadline, suspend); its termination message is the Result.
+- activeDeadlineSeconds counts from status.startTime (reset on resume, as for Jobs): Failed, DeadlineExceeded,
+  driver pods deleted.
+- suspend: delete the running attempt's pod (not counted as a failure), phase Suspended; resume starts a new attempt.
+- a failed attempt (non-zero exit, pod deleted, startup timeout, image that can never be pulled) counts against
+  backoffLimit; the next attempt starts after base·2^(failures-1) seconds (capped); past the limit: Failed with the
+  attempt's reason.
+- ttlSecondsAfterFinished: the finished ScoringJob is deleted (and with it, by ownership, everything it made).
+- spec edits after the first start are ignored with one Warning event per generation (the run keeps the spec it
+  started with; `suspend` is the only live field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from tfscore.api.models import Phase, Progress, ScoringJobSpec, ScoringJobStatus
+from tfscore.operator import builders
+from tfscore.operator.status import PodView, condition, observe_pod, set_condition
+
+RUNNING, SUSPENDED, SUCCEEDED, FAILED = "Running", "Suspended", "Succeeded", "Failed"
+FINISHED = (Phase.succeeded.value, Phase.failed.value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    name: str
+    generation: int
+    spec: ScoringJobSpec | None           # the spec the run is bound to (None when invalid)
+    invalid: str | None = None            # validation message (before the first start)
+    suspend: bool = False                 # the live spec.suspend
+    spec_changed: bool = False            # the live spec differs from the bound one (beyond suspend)
+    pods: Mapping[int, Mapping[str, Any] | None] = dataclasses.field(default_factory=dict)  # attempt → pod
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    type: str      # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass
+class Decision:
+    status: ScoringJobStatus
+    create_attempt: int | None = None
+    delete_pods: list[int] = dataclasses.field(default_factory=list)
+    delete_job: bool = False
+    events: list[Event] = dataclasses.field(default_factory=list)
+    requeue_after: float | None = None
+    transitions: list[str] = dataclasses.field(default_factory=list)  # started | succeeded | failed (metrics)
+
+    def wake_at(self, when: datetime | None, now: datetime) -> None:
+        if when is None:
+            return
+        delay = max(0.0, (when - now).total_seconds())
+        self.requeue_after = delay if self.requeue_after is None else min(self.requeue_after, delay)
+
+
+def _phase(status: ScoringJobStatus) -> str | None:
+    return status.phase if isinstance(status.phase, str) or status.phase is None else status.phase.value
+
+
+def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
+           backoff: Callable[[int], float]) -> Decision:
+    st = status.model_copy(deep=True)
+    d = Decision(status=st)
+
+    def event(type_: str, reason: str, message: str) -> None:
+        d.events.append(Event(type_, reason, message))
+
+    def finish(phase: str, reason: str, message: str) -> None:
+        st.phase, st.message, st.completion_time, st.next_attempt_time = phase, message, now, None
+        st.conditions = set_condition(st.conditions, RUNNING, False, reason, message, now)
+        st.conditions = set_condition(st.conditions, phase, True, reason, message, now)
+        event("Normal" if phase == SUCCEEDED else "Warning", reason, message)
+        d.transitions.append(phase.lower())
+
+    failed_cond = condition(st.conditions, FAILED)
+    if (_phase(st) == FAILED and failed_cond and failed_cond.reason == "Invalid"
+            and obs.generation != st.observed_generation and st.attempts == 0):
+        st = d.status = ScoringJobStatus()  # an invalid job was edited: judge the new spec afresh
+    if obs.spec_changed and obs.generation != st.observed_generation and _phase(st) not in FINISHED:
+        event("Warning", "SpecChangeIgnored", f"spec changed (generation {obs.generation}) after the run started; "
+              "the run keeps the spec it started with (only `suspend` applies). Delete and re-create the "
+              "ScoringJob to run a different spec.")
+    st.observed_generation = obs.generation
+
+    if _phase(st) in FINISHED:
+        _ttl(d, obs, now)
+        return d
+    if obs.invalid is not None or obs.spec is None:
+        finish(FAILED, "Invalid", obs.invalid or "invalid spec")
+        _ttl(d, obs, now)
+        return d
+    spec = obs.spec
+
+    latest = max((a for a, p in obs.pods.items() if p is not None), default=0)
+    if latest > st.attempts:  # a pod created just before a crash, or by a status write that was lost: adopt it
+        st.attempts, st.driver_pod, st.next_attempt_time = latest, builders.driver_pod_name(obs.name, latest), None
+        st.start_time = st.start_time or now
+    attempt = st.attempts
+    view = observe_pod(obs.pods.get(attempt)) if attempt else None
+    for old, pod in obs.pods.items():  # an older attempt still alive (after an operator crash): stop it
+        if (old != attempt and pod is not None and not (pod.get("metadata") or {}).get("deletionTimestamp")
+                and observe_pod(pod).state in ("pending", "running")):
+            d.delete_pods.append(old)
+
+    if view is not None and view.state == "succeeded":
+        _succeed(st, view, finish)
+        _ttl(d, obs, now)
+        return d
+
+    deadline = (st.start_time + timedelta(seconds=spec.active_deadline_seconds)
+                if spec.active_deadline_seconds and st.start_time else None)
+    if deadline is not None and now >= deadline and _phase(st) != SUSPENDED:
+        d.delete_pods = sorted({*d.delete_pods, *(a for a, p in obs.pods.items() if p is not None)})
+        finish(FAILED, "DeadlineExceeded", f"the job ran longer than activeDeadlineSeconds "
+                                           f"({spec.active_deadline_seconds}s); its pods were deleted")
+        _ttl(d, obs, now)
+        return d
+
+    if obs.suspend:
+        if _phase(st) != SUSPENDED:
+            if view is not None and view.state in ("pending", "running"):
+                d.delete_pods.append(attempt)
+            st.phase, st.next_attempt_time, st.message = SUSPENDED, None, "suspended (spec.suspend is true)"
+            st.conditions = set_condition(st.conditions, RUNNING, False, "Suspended", st.message, now)
+            st.conditions = set_condition(st.conditions, SUSPENDED, True, "Suspended", st.message, now)
+            event("Normal", "Suspended", f"suspended; driver pod {st.driver_pod or '-'} stopped"
+                  if attempt else "created suspended; nothing started")
+        return d
+
+    if _phase(st) == SUSPENDED:
+        st.conditions = set_condition(st.conditions, SUSPENDED, False, "Resumed", "spec.suspend is false", now)
+        st.start_time = None  # activeDeadlineSeconds restarts on resume (as for Jobs)
+        event("Normal", "Resumed", "resumed; starting a new attempt")
+        _start(d, obs, now, attempt + 1, spec, event)
+        return d
+
+    if attempt == 0:
+        _start(d, obs, now, 1, spec, event)
+        return d
+
+    assert view is not None
+    startup_deadline = (view.created or now) + timedelta(seconds=spec.startup_timeout_seconds)
+    timed_out = view.state == "pending" and (view.fatal or now >= startup_deadline)
+    if view.state in ("failed", "missing") or timed_out or st.next_attempt_time is not None:
+        if st.next_attempt_time is None:  # first sight of this failure
+            reason, message = _failure(view, timed_out, spec)
+            st.failed += 1
+            if view.state == "pending":
+                d.delete_pods.append(attempt)
+            if st.failed > spec.backoff_limit:
+                finish(FAILED, reason, f"attempt {attempt} failed: {message} (backoffLimit {spec.backoff_limit} "
+                                       f"reached after {st.failed} failed attempt(s))")
+                _ttl(d, obs, now)
+                return d
+            delay = backoff(st.failed)
+            st.next_attempt_time = now + timedelta(seconds=delay)
+            st.phase = Phase.pending.value
+            st.message = f"attempt {attempt} failed: {reason}: {message}; retrying in {delay:g}s"
+            st.conditions = set_condition(st.conditions, RUNNING, False, reason, message, now)
+            event("Warning", "AttemptFailed", f"{st.message} ({st.failed}/{spec.backoff_limit} retries used)")
+        if now >= st.next_attempt_time:
+            _start(d, obs, now, attempt + 1, spec, event)
+        else:
+            d.wake_at(st.next_attempt_time, now)
+        d.wake_at(deadline, now)
+        return d
+
+    if view.state == "pending":
+        st.phase = Phase.pending.value
+        st.message = f"driver pod {st.driver_pod}: {view.reason}" + (f": {view.message}" if view.message else "")
+        d.wake_at(startup_deadline, now)
+    elif view.state == "running":
+        if _phase(st) != RUNNING:
+            st.phase, st.message = RUNNING, f"driver pod {st.driver_pod} is running (attempt {attempt})"
+            st.conditions = set_condition(st.conditions, RUNNING, True, "DriverRunning", st.message, now)
+            event("Normal", "Running", st.message)
+        if view.progress is not None:
+            st.progress = view.progress
+    d.wake_at(deadline, now)
+    return d
+
+
+def _start(d: Decision, obs: Observed, now: datetime, attempt: int, spec: ScoringJobSpec,
+           event: Callable[[str, str, str], None]) -> None:
+    st = d.status
+    st.attempts, st.next_attempt_time = attempt, None
+    st.driver_pod = builders.driver_pod_name(obs.name, attempt)
+    st.start_time = st.start_time or now
+    st.completion_time = None
+    st.phase = Phase.pending.value
+    st.message = f"starting attempt {attempt}: driver pod {st.driver_pod}"
+    d.create_attempt = attempt
+    if attempt == 1:
+        d.transitions.append("started")
+    event("Normal", "Started", f"created driver pod {st.driver_pod} (attempt {attempt})")
+    d.wake_at(now + timedelta(seconds=spec.startup_timeout_seconds), now)
+    if spec.active_deadline_seconds:
+        d.wake_at(st.start_time + timedelta(seconds=spec.active_deadline_seconds), now)
+
+
+def _failure(view: PodView, timed_out: bool, spec: ScoringJobSpec) -> tuple[str, str]:
+    if timed_out and not view.fatal:
+        detail = f"{view.reason}: {view.message}" if view.message else view.reason
+        return view.reason or "StartupTimeout", (f"driver pod not running after startupTimeoutSeconds "
+                                                 f"({spec.startup_timeout_seconds}s): {detail}")
+    return view.reason, view.message or view.reason
+
+
+def _succeed(st: ScoringJobStatus, view: PodView, finish: Callable[[str, str, str], None]) -> None:
+    result = view.result
+    st.result = result
+    if result is None:
+        finish(SUCCEEDED, "Completed", "the driver exited 0 but reported no result")
+        return
+    if result.rows_in != result.rows_out + result.rows_quarantined:
+        finish(FAILED, "RowCountMismatch", f"rows in ({result.rows_in}) != rows out ({result.rows_out}) + "
+                                           f"rows quarantined ({result.rows_quarantined})")
+        return
+    st.model = result.model or st.model
+    done = view.progress.tasks_total if view.progress else 0
+    st.progress = Progress(rows_scored=result.rows_out, tasks_done=done, tasks_total=done, percent=100)
+    finish(SUCCEEDED, "Completed", f"scored {result.rows_out} rows in {result.seconds:.1f}s "
+                                   f"({result.rows_per_second:.0f} rows/s) into {result.output_uri}")
+
+
+def _ttl(d: Decision, obs: Observed, now: datetime) -> None:
+    st, spec = d.status, obs.spec
+    ttl = spec.ttl_seconds_after_finished if spec is not None else None
+    if ttl is None or st.completion_time is None:
+        return
+    expiry = st.completion_time + timedelta(seconds=ttl)
+    if now >= expiry:
+        d.delete_job = True
+        d.events.append(Event("Normal", "TTLExpired", f"deleting: finished {ttl}s ago (ttlSecondsAfterFinished)"))
+    else:
+        d.wake_at(expiry, now)

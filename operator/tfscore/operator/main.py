@@ -1,0 +1,88 @@
+"""kopf registrations, and nothing else: watch ScoringJobs and driver pods, feed the controller, report health.
+
+Only low-level `on.event` handlers are used: kopf keeps no per-object state on our objects (no finalizers, no
+last-handled annotations), so a ScoringJob deletes instantly with or without the operator running, and one writer (the
+controller's reconcile) owns the status. Both watches list before they watch, which is how a restarted operator resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from tfscore.api import models
+from tfscore.operator import builders
+from tfscore.operator.config import OperatorConfig
+from tfscore.operator.controller import Controller
+from tfscore.operator.handlers import Context, PostEvent
+from tfscore.operator.kube import Kube, api_client
+from tfscore.operator.lifecycle import Event
+from tfscore.operator.metrics import Metrics
+
+log = logging.getLogger("tfscore.operator")
+COMPONENT = "tfscore-operator"
+DRIVER_PODS = {builders.LABEL_ROLE: builders.ROLE_DRIVER, builders.LABEL_ATTEMPT: kopf.PRESENT}
+
+
+def _event_poster(kube: Kube, executor: ThreadPoolExecutor) -> PostEvent:
+    def post(obj: Mapping[str, Any], event: Event) -> None:  # fire and forget: an event must never slow a reconcile down
+        future = executor.submit(kube.post_event, dict(obj), event.type, event.reason, event.message, COMPONENT)
+        future.add_done_callback(lambda f: f.exception() and log.warning("event not posted: %s", f.exception()))
+    return post
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config: OperatorConfig = memo.config
+    settings.posting.level = logging.WARNING  # kopf's own k8s events: problems only
+    settings.watching.label_selectors["v1", "pods"] = f"{builders.LABEL_ROLE}={builders.ROLE_DRIVER}"
+    settings.networking.request_timeout = 60
+    kube = Kube(api_client(config.workers + 2))
+    memo.event_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
+    metrics = Metrics(phases=lambda: controller.phases())
+    controller = Controller(Context(kube=kube, config=config, metrics=metrics,
+                                    post_event=_event_poster(kube, memo.event_executor)), workers=config.workers)
+    metrics.serve(memo.metrics_port)
+    memo.controller = controller
+    await controller.start()
+    if "@sha256:" not in config.runtime_image:
+        log.warning("TFSCORE_RUNTIME_IMAGE=%s is not pinned by digest (repo@sha256:…)", config.runtime_image)
+    log.info("tfscore operator started: runtime image %s, %d workers", config.runtime_image, config.workers)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.controller.stop()
+    memo.event_executor.shutdown(wait=True)
+
+
+@kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
+async def scoringjob_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo.controller.job_event(event.get("type"), event["object"])
+
+
+@kopf.on.event("v1", "pods", labels=DRIVER_PODS)
+async def driver_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo.controller.pod_event(event.get("type"), event["object"])
+
+
+@kopf.on.probe(id="reconcileQueue")
+def reconcile_queue(memo: kopf.Memo, **_: Any) -> int:
+    return memo.controller.depth()
+
+
+def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standalone: bool) -> None:
+    """`tfscore operator`: configure from the environment (fail fast on bad values) and run kopf until signalled."""
+    config = OperatorConfig.from_env()
+    kopf.configure(verbose=False)
+    kopf.run(
+        standalone=standalone,
+        namespaces=namespaces,
+        clusterwide=not namespaces,
+        liveness_endpoint=liveness or None,
+        memo=kopf.Memo(config=config, metrics_port=metrics_port),
+    )
