@@ -174,6 +174,19 @@ class Output(_Model):
     ] = {}
     partition_by: Annotated[list[str], Field(description="Output columns to partition the files by.")] = []
     options: Annotated[dict[str, str], Field(description="Writer options (e.g. compression: zstd).")] = {}
+    writer: Annotated[
+        Literal["auto", "arrow", "spark"],
+        Field(description="auto: Python workers write unpartitioned Parquet themselves with pyarrow (no JVM row "
+                          "conversion; attempt-unique files, only the successful attempt's committed); otherwise "
+                          "Spark's writer. arrow/spark force one writer."),
+    ] = "auto"
+
+    @model_validator(mode="after")
+    def _check_writer(self) -> Output:
+        if self.writer == "arrow" and (self.format != "parquet" or self.partition_by
+                                       or set(self.options) - {"compression"}):
+            raise ValueError("output.writer 'arrow' writes unpartitioned Parquet only (options: compression)")
+        return self
 
 
 class Resources(_Model):

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from tfscore.api.models import ScoringJob, ScoringJobSpec, ScoringJobStatus, format_validation_error
 from tfscore.operator import builders
 from tfscore.operator.config import OperatorConfig
-from tfscore.operator.kube import Conflict, Kube
+from tfscore.operator.kube import Conflict, Kube, Rejected
 from tfscore.operator.lifecycle import Decision, Event, Observed, decide
 from tfscore.operator.metrics import Metrics
 from tfscore.operator.status import merge_patch, parse_time
@@ -27,6 +27,7 @@ from tfscore.operator.status import merge_patch, parse_time
 log = logging.getLogger("tfscore.operator")
 
 PostEvent = Callable[[Mapping[str, Any], Event], None]
+REJECTED_RETRY_SECONDS = 15.0
 
 
 @dataclasses.dataclass
@@ -164,10 +165,16 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
     try:
         if d.create_attempt and bound is not None:
             out.pods.append(_create_attempt(ctx, body, bound, d, now))
-    except Blocked as blocked:
-        if blocked.warn:
-            ctx.post_event(body, Event("Warning", "NameConflict", str(blocked)))
-        out.requeue_after = blocked.delay
+    except (Blocked, Rejected) as exc:  # nothing started: say why (status + event) and try again later
+        delay, warn = (exc.delay, exc.warn) if isinstance(exc, Blocked) else (REJECTED_RETRY_SECONDS, True)
+        if warn and status.message != str(exc):
+            ctx.post_event(body, Event("Warning", "CreateFailed", str(exc)))
+            try:
+                out.job = ctx.kube.patch_job_status(ns, name, meta["resourceVersion"],
+                                                    {"phase": status.phase or "Pending", "message": str(exc)})
+            except Conflict:
+                pass
+        out.requeue_after = delay
         return out
     for attempt in d.delete_pods:
         pod_name = builders.driver_pod_name(name, attempt)

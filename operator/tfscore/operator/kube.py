@@ -24,6 +24,17 @@ class Conflict(Exception):
     """A precondition (resourceVersion, uid) did not hold: re-read and decide again."""
 
 
+class Rejected(Exception):
+    """The API server refused an object for a reason that retrying now will not fix (403, 422, …)."""
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return json.loads(exc.body)["message"]
+    except (TypeError, ValueError, KeyError):
+        return f"{exc.status} {exc.reason}"
+
+
 def api_client(pool_size: int) -> client.ApiClient:
     """One ApiClient for the whole process: in-cluster config, else $KUBECONFIG / ~/.kube/config."""
     try:
@@ -54,6 +65,8 @@ class Kube:
         try:
             return _json(create(ns, body, **self.kw)), True
         except ApiException as exc:
+            if exc.status in (400, 403, 404, 422):
+                raise Rejected(f"cannot create {kind} {body['metadata']['name']}: {_message(exc)}") from None
             if exc.status != 409:
                 raise
         existing = self.get(kind, ns, body["metadata"]["name"])

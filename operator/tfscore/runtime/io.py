@@ -121,7 +121,8 @@ def _protocol_prefix(fs) -> str:
     return f"{proto}://"
 
 
-def plan_parquet(uri: str, columns: list[str], parallelism: int, min_rows: int) -> ArrowPlan:
+def plan_parquet(uri: str, columns: list[str], parallelism: int, min_rows: int,
+                 split_rows: int | None = None) -> ArrowPlan:
     """Footers only: the row groups of every file, grouped into splits; corrupt files named here, before any work."""
     fs, files = list_data_files(uri)
     prefix = _protocol_prefix(fs)
@@ -147,7 +148,7 @@ def plan_parquet(uri: str, columns: list[str], parallelism: int, min_rows: int) 
                                    f"but {got} in {prefix}{path}")
     total = sum(md.num_rows for _, md, _ in footers)
     # Enough splits to keep every core busy and the progress bar moving, none so small that task overhead shows.
-    target = max(min_rows, min(4_000_000, total // max(1, parallelism * 3) + 1))
+    target = split_rows or max(min_rows, min(4_000_000, total // max(1, parallelism * 3) + 1))
     splits: list[Split] = []
     for path, md, _ in footers:
         groups: list[int] = []
@@ -260,6 +261,23 @@ def commit(staging: str, final: str, mode: str, run_id: str) -> None:
         fs.rm(spath, recursive=True)
     else:
         raise TfscoreError(f"output.mode: unknown mode {mode!r}")
+
+
+def promote(staging: str, files: list[str], field: str, empty_schema: pa.Schema | None = None) -> None:
+    """Keep exactly the task-attempt files Spark counted: move them from `_attempts/` into the staging root and drop the
+    rest (files of failed or duplicate attempts). With no file at all and `empty_schema`, write one empty Parquet file so
+    readers still see the schema."""
+    fs, root = fs_and_path(staging, field)
+    fs.makedirs(root, exist_ok=True)
+    for f in files:
+        _, path = fs_and_path(f, field)
+        fs.mv(path, posixpath.join(root, posixpath.basename(path)))
+    attempts = posixpath.join(root, "_attempts")
+    if fs.exists(attempts):
+        fs.rm(attempts, recursive=True)
+    if not files and empty_schema is not None:
+        with fs.open(posixpath.join(root, "part-00000-empty.parquet"), "wb") as fh:
+            pq.write_table(empty_schema.empty_table(), fh)
 
 
 def discard(uri: str | None) -> None:

@@ -49,6 +49,19 @@ def _reader(job: ScoringJob) -> str:
     return "spark"
 
 
+ARROW_COMPRESSION = {"snappy", "zstd", "gzip", "lz4", "brotli", "none", "uncompressed"}
+
+
+def _writer(job: ScoringJob) -> str:
+    out = job.spec.output
+    if out.writer != "auto":
+        return out.writer
+    if out.format == "parquet" and not out.partition_by and set(out.options) <= {"compression"} \
+            and out.options.get("compression", "snappy").lower() in ARROW_COMPRESSION:
+        return "arrow"
+    return "spark"
+
+
 def _check_output(job: ScoringJob) -> None:
     spec = job.spec
     out = spec.output
@@ -132,6 +145,7 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     sc = spark.sparkContext
     parallelism = sc.defaultParallelism
     reader = _reader(job)
+    writer_kind = _writer(job)
 
     counts = sc.accumulator({}, DictAccumulator())
     fault = FaultInjection.parse(sc.getConf().get("spark.tfscore.faultInjection", None))
@@ -140,10 +154,13 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
 
     if reader == "arrow":
         needed = list(dict.fromkeys(list(out.passthrough) + _columns_named(spec, model)))
-        plan = io.plan_parquet(spec.input.uri, needed, parallelism, min_rows=max(spec.batch_size, 65536))
+        split_rows = sc.getConf().get("spark.tfscore.splitRows", None)
+        plan = io.plan_parquet(spec.input.uri, needed, parallelism, min_rows=max(spec.batch_size, 65536),
+                               split_rows=int(split_rows) if split_rows else None)
         binding = bind(model.signature, plan.schema, spec.input.columns, out.passthrough, out.predictions,
                        spec.input.uri) if plan.files else _empty_binding(model, spec)
-        task = _task(model, binding, spec, q_staging, spec.input.uri, counts, fault, splits=plan.splits)
+        task = _task(model, binding, spec, q_staging, spec.input.uri, counts, fault, run_id, writer_kind, out_staging,
+                     splits=plan.splits)
         n = max(1, len(plan.splits))
         ids = spark.range(0, len(plan.splits), 1, numPartitions=n)
         scored = ids.mapInArrow(map_splits(task), _spark_schema(binding))
@@ -152,21 +169,32 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
         df, source = _spark_input(spark, job)
         binding = bind(model.signature, _arrow_schema(df), spec.input.columns, out.passthrough, out.predictions,
                        source)
-        task = _task(model, binding, spec, q_staging, source, counts, fault)
+        task = _task(model, binding, spec, q_staging, source, counts, fault, run_id, writer_kind, out_staging)
         scored = df.select(*[_quote(c) for c in binding.read_columns]).mapInArrow(map_spark_batches(task),
                                                                                   _spark_schema(binding))
         expected_in = None
 
-    writer = scored.write.format(out.format).options(**out.options).mode("errorIfExists")
-    if out.partition_by:
-        writer = writer.partitionBy(*out.partition_by)
+    if writer_kind == "arrow":
+        # The workers write the files; Spark only schedules, retries and counts.
+        writer = scored.write.format("noop").mode("overwrite")
+        target = None
+    else:
+        writer = scored.write.format(out.format).options(**out.options).mode("errorIfExists")
+        if out.partition_by:
+            writer = writer.partitionBy(*out.partition_by)
+        target = io.spark_uri(out_staging)
     sinks = [PodAnnotationSink.from_env()]
     sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
     try:
         with ProgressMonitor(spark, GROUP, counts, expected_in, opts.show_progress, sinks):
-            writer.save(io.spark_uri(out_staging))
-        rows_out = io.count_rows(out_staging, out.format, out.options)
+            writer.save(target) if target else writer.save()
         per_part = counts.value
+        if writer_kind == "arrow":
+            io.promote(out_staging, [v["ofile"] for v in per_part.values() if v.get("ofile")], "output.uri",
+                       empty_schema=binding.output_schema())
+        if q_staging:
+            io.promote(q_staging, [v["qfile"] for v in per_part.values() if v.get("qfile")], "quarantineUri")
+        rows_out = io.count_rows(out_staging, out.format, out.options)
         rows_in = sum(v["in"] for v in per_part.values())
         rows_q = sum(v["q"] for v in per_part.values())
         if expected_in is not None and rows_in != expected_in:
@@ -175,8 +203,6 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
         if rows_in != rows_out + rows_q:
             raise TfscoreError(f"row count mismatch: {rows_in} rows in, {rows_out} written + {rows_q} quarantined; "
                                "nothing was committed")
-        if q_staging:
-            _collect_quarantine(q_staging, {v["qfile"] for v in per_part.values() if v.get("qfile")})
         io.commit(out_staging, out.uri, out.mode, run_id)
         if q_staging:
             io.commit(q_staging, spec.quarantine_uri, out.mode, run_id)
@@ -194,7 +220,7 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     result = Result(rows_in=rows_in, rows_out=rows_out, rows_quarantined=rows_q, seconds=round(seconds, 3),
                     rows_per_second=round(rows_in / seconds, 1) if seconds > 0 else 0.0, output_uri=out.uri,
                     quarantine_uri=spec.quarantine_uri, model=model.status())
-    io.write_manifest(out.uri, _manifest(job, model, result, reader, run_id, started, len(per_part)), out.mode)
+    io.write_manifest(out.uri, _manifest(job, model, result, reader, writer_kind, run_id, started, per_part), out.mode)
     return result
 
 
@@ -211,10 +237,14 @@ def _columns_named(spec, model: ResolvedModel) -> list[str]:
     return cols
 
 
-def _task(model: ResolvedModel, binding: Binding, spec, q_staging, source, counts, fault, splits=()) -> Task:
+def _task(model: ResolvedModel, binding: Binding, spec, q_staging, source, counts, fault, run_id, writer_kind,
+          out_staging, splits=()) -> Task:
+    compression = spec.output.options.get("compression", "snappy").lower()
     return Task(model=model, binding=binding, batch_size=spec.batch_size,
                 quarantine=spec.on_invalid_row == "quarantine", quarantine_staging=q_staging, source=source,
-                splits=tuple(splits), read_columns=tuple(binding.read_columns), counts=counts, fault=fault)
+                splits=tuple(splits), read_columns=tuple(binding.read_columns), counts=counts, fault=fault,
+                run_id=run_id, writer=writer_kind, out_staging=out_staging,
+                compression="none" if compression == "uncompressed" else compression)
 
 
 def _empty_binding(model: ResolvedModel, spec) -> Binding:
@@ -227,20 +257,10 @@ def _spark_schema(binding: Binding):
     return from_arrow_schema(binding.output_schema())
 
 
-def _collect_quarantine(staging: str, keep: set[str]) -> None:
-    """Keep only the quarantine files of the task attempts Spark counted (failed attempts leave orphans)."""
-    fs, path = io.fs_and_path(staging, "quarantineUri")
-    keep_paths = {io.fs_and_path(k, "quarantineUri")[1] for k in keep}
-    if not fs.exists(path):
-        fs.makedirs(path, exist_ok=True)
-        return
-    for f in fs.find(path):
-        if f not in keep_paths:
-            fs.rm(f)
-
-
-def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str, run_id: str, started: float,
-              tasks: int) -> dict[str, Any]:
+def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str, writer: str, run_id: str,
+              started: float,
+              per_part: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    firsts = [v["firstBatchAt"] for v in per_part.values() if v.get("firstBatchAt")]
     return {
         "tfscore": __version__,
         "runId": run_id,
@@ -250,7 +270,10 @@ def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str
         "host": socket.gethostname(),
         "python": sys.version.split()[0],
         "reader": reader,
-        "tasks": tasks,
+        "writer": writer,
+        "tasks": len(per_part),
+        "firstBatchAt": min(firsts) if firsts else None,
+        "workerPeakRssMb": max((v.get("peakRssMb") or 0 for v in per_part.values()), default=0),
         "model": {**model.status(), "versionUri": model.version_uri, "tags": list(model.tags),
                   "inputs": [t.describe() for t in model.signature.inputs.values()],
                   "outputs": [t.describe() for t in model.signature.outputs.values()]},

@@ -8,6 +8,8 @@ op, and nothing held beyond the current batch, so memory stays flat whatever the
 from __future__ import annotations
 
 import os
+import resource
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from tfscore.runtime import io
 from tfscore.runtime.errors import InvalidRowError, TfscoreError, WorkerError
 from tfscore.runtime.mapping import REASON_COLUMN, Binding
 from tfscore.runtime.model import ResolvedModel, load_function
+
+ATTEMPTS_DIR = "_attempts"  # task-attempt files live here until the driver commits the successful ones
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,10 @@ class Task:
     quarantine: bool
     quarantine_staging: str | None
     source: str  # how errors name the input
+    run_id: str = ""
+    writer: str = "spark"  # "arrow": the worker writes Parquet itself into out_staging; "spark": Spark writes
+    out_staging: str = ""
+    compression: str = "snappy"
     splits: tuple[io.Split, ...] = ()  # the Arrow reader's splits (empty: Spark feeds the batches)
     read_columns: tuple[str, ...] = ()
     counts: object = None  # a Spark accumulator of {partition: {...}}
@@ -87,26 +95,32 @@ def _rebatch(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.Record
             yield b
 
 
-class _Quarantine:
-    """Invalid rows + reason, written by the task to a Parquet file in the quarantine staging directory."""
+class PartWriter:
+    """One Parquet file per task attempt in a staging directory: `part-<partition>-<run>-a<attempt>-<uuid>.parquet`.
 
-    def __init__(self, staging: str, partition: int, attempt: int):
-        self.path = f"{staging.rstrip('/')}/part-{partition:05d}-{attempt}-{uuid.uuid4().hex[:8]}.parquet"
+    Attempt-unique names mean a retried or speculative attempt never touches another's file; the driver commits only the
+    file of the attempt Spark counted as successful.
+    """
+
+    def __init__(self, staging: str, run_id: str, partition: int, attempt: int, compression: str = "snappy",
+                 field: str = "output.uri"):
+        self.path = (f"{staging.rstrip('/')}/{ATTEMPTS_DIR}/part-{partition:05d}-{run_id}-a{attempt}-"
+                     f"{uuid.uuid4().hex[:6]}.parquet")
+        self.compression = compression
+        self.field = field
         self.writer = None
         self.rows = 0
 
-    def write(self, batch: pa.RecordBatch, reasons: np.ndarray) -> None:
-        out = pa.RecordBatch.from_arrays(list(batch.columns) + [pa.array(reasons.tolist(), type=pa.string())],
-                                         names=list(batch.schema.names) + [REASON_COLUMN])
+    def write(self, batch: pa.RecordBatch) -> None:
         if self.writer is None:
             import pyarrow.parquet as pq
 
-            fs, path = io.fs_and_path(self.path, "quarantineUri")
+            fs, path = io.fs_and_path(self.path, self.field)
             fs.makedirs(os.path.dirname(path), exist_ok=True)
             self._fh = fs.open(path, "wb")
-            self.writer = pq.ParquetWriter(self._fh, out.schema)
-        self.writer.write_batch(out)
-        self.rows += out.num_rows
+            self.writer = pq.ParquetWriter(self._fh, batch.schema, compression=self.compression)
+        self.writer.write_batch(batch)
+        self.rows += batch.num_rows
 
     def close(self) -> str | None:
         if self.writer is None:
@@ -114,6 +128,11 @@ class _Quarantine:
         self.writer.close()
         self._fh.close()
         return self.path
+
+
+def with_reason(batch: pa.RecordBatch, reasons: np.ndarray) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(list(batch.columns) + [pa.array(reasons.tolist(), type=pa.string())],
+                                      names=list(batch.schema.names) + [REASON_COLUMN])
 
 
 def _describe_row(batch: pa.RecordBatch, i: int, binding: Binding) -> str:
@@ -134,9 +153,13 @@ def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -
     fn = load_function(task.model, cores)
     binding = task.binding
     names = [o.tensor.name for o in binding.outputs]
-    quarantine = _Quarantine(task.quarantine_staging, partition, attempt) if task.quarantine else None
+    quarantine = PartWriter(task.quarantine_staging, task.run_id, partition, attempt, field="quarantineUri") \
+        if task.quarantine else None
+    output = PartWriter(task.out_staging, task.run_id, partition, attempt, task.compression) \
+        if task.writer == "arrow" else None
     rows_in = rows_out = 0
     offset = 0  # rows seen in this task, for error messages
+    first_batch_at = None
     for n_batch, batch in enumerate(_rebatch(batches, task.batch_size)):
         if task.fault and task.fault.partition == partition and task.fault.attempt in (None, attempt) \
                 and n_batch >= task.fault.after_batches:
@@ -150,21 +173,33 @@ def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -
                 raise InvalidRowError(f"{reasons[i]} at row {where.first_row + offset + i} of {where.text}"
                                       f"{_describe_row(batch, i, binding)}; fix the data or set "
                                       "onInvalidRow: quarantine")
-            quarantine.write(batch.filter(pa.array(invalid)), reasons[invalid])
+            quarantine.write(with_reason(batch.filter(pa.array(invalid)), reasons[invalid]))
             batch = batch.filter(pa.array(~invalid))
         offset += n
         if batch.num_rows == 0:
             continue
         result = fn(**binding.to_tensors(batch))
+        if first_batch_at is None:
+            first_batch_at = time.time()
         arrays = {k: result[k].numpy() for k in names}
         out = binding.to_output(batch, arrays)
         del result  # release the output tensors now, not at the next garbage collection
         rows_out += out.num_rows
-        yield out
+        if output is not None:
+            output.write(out)
+        else:
+            yield out
     qfile = quarantine.close() if quarantine else None
+    ofile = output.close() if output else None
     if task.counts is not None:
-        task.counts.add({partition: {"in": rows_in, "out": rows_out,
-                                     "q": quarantine.rows if quarantine else 0, "qfile": qfile}})
+        task.counts.add({partition: {"in": rows_in, "out": rows_out, "ofile": ofile,
+                                     "q": quarantine.rows if quarantine else 0, "qfile": qfile,
+                                     "firstBatchAt": first_batch_at, "peakRssMb": _peak_rss_mb()}})
+
+
+def _peak_rss_mb() -> float:
+    """This Python worker's peak resident memory so far."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _guard(gen: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -1,0 +1,303 @@
+"""tfscore benchmark (`make bench`): tfscore against raw TensorFlow and Spark's predict_batch_udf, measured in one run.
+
+(a) raw TF: the SavedModel's signature called on in-memory numpy (the hardware limit, no I/O);
+(b) predict_batch_udf: Spark reads Parquet, array(features) → pyspark.ml.functions.predict_batch_udf → Parquet;
+(c) tfscore: a ScoringJob end to end, Parquet in → Parquet out (committed, counted).
+Two models: a light tabular MLP (64 features) and an MNIST-style conv net on 28×28 images; plus peak memory on one
+5M-row partition against one 500k-row partition, and the fixed overhead from start to the first scored batch.
+Results go to bench/results.json and a table on stdout. Ratios, not absolute numbers, are the point: this machine is noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+import numpy as np  # noqa: E402
+
+from tfscore import testing  # noqa: E402
+from tfscore.api.manifest import parse  # noqa: E402
+
+BATCH = 8192
+
+
+def _job(name: str, model: str, inp: str, out: str, columns: dict, passthrough: list[str], predictions: dict,
+         batch: int = BATCH, extra: dict | None = None) -> object:
+    doc = {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": name},
+           "spec": {"model": {"uri": model}, "input": {"uri": inp, "columns": columns},
+                    "output": {"uri": out, "mode": "overwrite", "passthrough": passthrough,
+                               "predictions": predictions},
+                    "batchSize": batch, **(extra or {})}}
+    return parse(doc, name)
+
+
+def raw_tf(version_dir: str, feeds: dict[str, np.ndarray], batch: int, repeat: int = 2) -> float:
+    """rows/s of direct signature calls on numpy already in memory (best of `repeat`, after a warm-up call)."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(version_dir).signatures["serving_default"]
+    n = len(next(iter(feeds.values())))
+    fn(**{k: tf.constant(v[:batch]) for k, v in feeds.items()})
+    best = 0.0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for s in range(0, n, batch):
+            out = fn(**{k: v[s:s + batch] for k, v in feeds.items()})
+            for v in out.values():
+                v.numpy()
+        best = max(best, n / (time.perf_counter() - t))
+    return best
+
+
+def udf_baseline(spark, version_dir: str, inp: str, out: str, cols: list[str], shape: list[int], key: str,
+                 input_name: str, passthrough: str, batch: int) -> float:
+    from pyspark.ml.functions import predict_batch_udf
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, FloatType
+
+    def make_predict_fn():
+        import tensorflow as tf
+
+        fn = tf.saved_model.load(version_dir).signatures["serving_default"]
+
+        def predict(x):
+            return fn(**{input_name: tf.constant(x.reshape([-1, *shape]))})[key].numpy().reshape(len(x), -1)[:, 0]
+
+        return predict
+
+    udf = predict_batch_udf(make_predict_fn, return_type=FloatType(), batch_size=batch,
+                            input_tensor_shapes=[[int(np.prod(shape))]])
+    df = spark.read.parquet("file://" + inp)
+    features = F.array(*cols) if len(cols) > 1 else F.col(cols[0]).cast(ArrayType(FloatType()))
+    t = time.perf_counter()
+    df.select(passthrough, udf(features).alias("pred")).write.mode("overwrite").parquet("file://" + out)
+    seconds = time.perf_counter() - t
+    rows = spark.read.parquet("file://" + out).count()
+    return rows / seconds
+
+
+def tfscore_run(spark, job) -> tuple[float, object]:
+    from tfscore.runtime.job import RunOptions, run_job
+
+    t = time.perf_counter()
+    result = run_job(job, RunOptions(spark=spark))
+    return result.rows_in / (time.perf_counter() - t), result
+
+
+def best(fn, repeat: int):
+    """Best of `repeat` runs (the least disturbed by the machine's noise)."""
+    results = [fn() for _ in range(repeat)]
+    return max(results, key=lambda r: r[0] if isinstance(r, tuple) else r)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", default=str(HERE / "work"))
+    ap.add_argument("--tabular-rows", type=int, default=2_000_000)
+    ap.add_argument("--image-rows", type=int, default=60_000)
+    ap.add_argument("--memory-rows", type=int, nargs=2, default=[500_000, 5_000_000])
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument("--skip", nargs="*", default=[], help="sections to skip: tabular image memory overhead")
+    args = ap.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "targets": {
+        "tabular_vs_raw": 0.6, "tabular_vs_udf": 3.0, "conv_vs_raw": 0.9, "memory_ratio_max": 1.5,
+        "overhead_seconds_max": 15.0}}
+
+    if "overhead" not in args.skip:
+        results["overhead"] = overhead(work)
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false")
+             .config("spark.driver.memory", "4g").config("spark.ui.showConsoleProgress", "false").getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+
+    if "tabular" not in args.skip:
+        results["tabular"] = tabular(spark, work, args.tabular_rows, args.repeat)
+    if "image" not in args.skip:
+        results["conv"] = conv(spark, work, args.image_rows, args.repeat)
+    spark.stop()
+    if "memory" not in args.skip:
+        results["memory"] = memory(work, *args.memory_rows)
+
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    report(results)
+    print(f"\nwritten: {args.out}")
+    return 0
+
+
+def tabular(spark, work: Path, rows: int, repeat: int) -> dict:
+    feats = 64
+    model_root = work / "mlp"
+    if not (model_root / "1").exists():
+        testing.mlp(model_root, features=feats, hidden=(512, 256))
+    data = work / f"tabular-{rows}"
+    cols = testing.tabular_columns(rows, feats)
+    if not data.exists():
+        testing.write_parquet(data, cols, row_group=131_072, files=4)
+    names = [f"f{j:02d}" for j in range(feats)]
+    x = np.stack([cols[c] for c in names], axis=1)
+    raw = raw_tf(str(model_root / "1"), {"features": x}, BATCH, repeat)
+    del x, cols
+    udf = best(lambda: udf_baseline(spark, str(model_root / "1"), str(data), str(work / "out-udf"), names, [feats],
+                                    "probability", "features", "id", BATCH), repeat)
+    job = _job("bench-tabular", str(model_root), str(data), str(work / "out-tfscore"), {"features": names}, ["id"],
+               {"probability": "score"})
+    ts, _ = best(lambda: tfscore_run(spark, job), repeat)
+    return {"rows": rows, "features": feats, "raw_tf_rows_s": round(raw), "predict_batch_udf_rows_s": round(udf),
+            "tfscore_rows_s": round(ts), "tfscore_vs_raw": round(ts / raw, 3), "tfscore_vs_udf": round(ts / udf, 2),
+            "udf_vs_raw": round(udf / raw, 3)}
+
+
+def conv(spark, work: Path, rows: int, repeat: int) -> dict:
+    model_root = work / "cnn"
+    if not (model_root / "1").exists():
+        testing.cnn(model_root)
+    data = work / f"images-{rows}"
+    images = testing.image_column(rows)
+    if not data.exists():
+        testing.write_parquet(data, {"id": np.arange(rows, dtype=np.int64), "pixels": images}, row_group=8192, files=2)
+    batch = 1024
+    x = images.flatten().to_numpy().reshape(rows, 28, 28, 1)
+    raw = raw_tf(str(model_root / "1"), {"image": x}, batch, repeat)
+    del x, images
+    udf = best(lambda: udf_baseline(spark, str(model_root / "1"), str(data), str(work / "out-udf-img"), ["pixels"],
+                                    [28, 28, 1], "label", "image", "id", batch), repeat)
+    job = _job("bench-conv", str(model_root), str(data), str(work / "out-tfscore-img"), {"image": "pixels"}, ["id"],
+               {"label": "label"}, batch=batch)
+    ts, _ = best(lambda: tfscore_run(spark, job), repeat)
+    return {"rows": rows, "raw_tf_rows_s": round(raw), "predict_batch_udf_rows_s": round(udf),
+            "tfscore_rows_s": round(ts), "tfscore_vs_raw": round(ts / raw, 3), "tfscore_vs_udf": round(ts / udf, 2),
+            "udf_vs_raw": round(udf / raw, 3)}
+
+
+def _peak_run(work: Path, rows: int) -> dict:
+    """One job on ONE partition (local[1], one split) in a fresh process: the Python worker's and the JVM's peak RSS."""
+    import subprocess
+
+    script = f"""
+import json, os, sys
+sys.path.insert(0, {str(HERE)!r})
+from run import _job, memory_child
+print("RESULT" + json.dumps(memory_child({str(work)!r}, {rows})))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")][-1]
+    return json.loads(line[len("RESULT"):])
+
+
+def memory_child(work: str, rows: int) -> dict:
+    from pyspark.sql import SparkSession
+
+    from tfscore.runtime.job import RunOptions, run_job
+
+    work_p = Path(work)
+    model_root = work_p / "mlp"
+    if not (model_root / "1").exists():
+        testing.mlp(model_root, features=64)
+    data = work_p / f"memory-{rows}"
+    if not data.exists():
+        # Written in slices so the generator itself stays small.
+        data.mkdir(parents=True)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        writer = None
+        for start in range(0, rows, 500_000):
+            n = min(500_000, rows - start)
+            cols = testing.tabular_columns(n, 64, seed=start)
+            cols["id"] = cols["id"] + start
+            table = pa.table(cols)
+            writer = writer or pq.ParquetWriter(data / "part-00000.parquet", table.schema)
+            writer.write_table(table, row_group_size=131_072)
+        writer.close()
+    spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+             .config("spark.tfscore.splitRows", str(rows)).getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    names = [f"f{j:02d}" for j in range(64)]
+    job = _job("bench-memory", str(model_root), str(data), str(work_p / f"out-memory-{rows}"), {"features": names},
+               ["id"], {"probability": "score"})
+    result = run_job(job, RunOptions(spark=spark))
+    jvm_peak = _vm_hwm(spark.sparkContext._jvm.ProcessHandle.current().pid())
+    manifest = json.loads((work_p / f"out-memory-{rows}" / "_tfscore.json").read_text())
+    spark.stop()
+    return {"rows": result.rows_in, "tasks": manifest["tasks"], "python_worker_peak_mb": manifest["workerPeakRssMb"],
+            "jvm_peak_mb": jvm_peak}
+
+
+def _vm_hwm(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def memory(work: Path, small: int, large: int) -> dict:
+    a = _peak_run(work, small)
+    b = _peak_run(work, large)
+    return {"small": a, "large": b,
+            "python_worker_ratio": round(b["python_worker_peak_mb"] / a["python_worker_peak_mb"], 3),
+            "jvm_ratio": round(b["jvm_peak_mb"] / a["jvm_peak_mb"], 3)}
+
+
+def overhead(work: Path) -> dict:
+    """`tfscore run` in a fresh process on a tiny job: seconds from process start to the first scored batch."""
+    import subprocess
+
+    model_root = work / "mlp-small"
+    if not (model_root / "1").exists():
+        testing.mlp(model_root, features=8)
+    data = work / "overhead-data"
+    if not data.exists():
+        testing.write_parquet(data, testing.tabular_columns(10_000, 8))
+    out = work / "out-overhead"
+    job = work / "overhead.yaml"
+    job.write_text(json.dumps({"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob",
+                               "metadata": {"name": "overhead"},
+                               "spec": {"model": {"uri": str(model_root)},
+                                        "input": {"uri": str(data), "columns": {"features": [f"f{j:02d}" for j in
+                                                                                             range(8)]}},
+                                        "output": {"uri": str(out), "mode": "overwrite", "passthrough": ["id"]}}}))
+    exe = shutil.which("tfscore") or str(Path(sys.executable).parent / "tfscore")
+    t0 = time.time()
+    subprocess.run([exe, "run", str(job), "--json"], check=True, capture_output=True)
+    total = time.time() - t0
+    manifest = json.loads((out / "_tfscore.json").read_text())
+    first = manifest["firstBatchAt"]
+    return {"start_to_first_batch_s": round(first - t0, 2), "total_s": round(total, 2)}
+
+
+def report(r: dict) -> None:
+    rows = []
+    for key, label in (("tabular", "tabular MLP (64 features)"), ("conv", "conv net 28x28")):
+        if key in r:
+            s = r[key]
+            rows.append((label, s["raw_tf_rows_s"], s["predict_batch_udf_rows_s"], s["tfscore_rows_s"],
+                         s["tfscore_vs_raw"], s["tfscore_vs_udf"]))
+    print(f"\n{'model':28} {'raw TF rows/s':>14} {'batch_udf rows/s':>17} {'tfscore rows/s':>15} {'vs raw':>7} "
+          f"{'vs udf':>7}")
+    for row in rows:
+        print(f"{row[0]:28} {row[1]:>14,} {row[2]:>17,} {row[3]:>15,} {row[4]:>7.2f} {row[5]:>7.2f}")
+    if "memory" in r:
+        m = r["memory"]
+        print(f"\npeak memory, one partition: python worker {m['small']['python_worker_peak_mb']} MB "
+              f"({m['small']['rows']:,} rows) → {m['large']['python_worker_peak_mb']} MB ({m['large']['rows']:,} rows): "
+              f"×{m['python_worker_ratio']}; JVM ×{m['jvm_ratio']}")
+    if "overhead" in r:
+        print(f"fixed overhead: start → first batch {r['overhead']['start_to_first_batch_s']} s "
+              f"(whole tiny job {r['overhead']['total_s']} s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
