@@ -22,7 +22,7 @@ from typing import Any
 from tfscore import __version__
 from tfscore.api.models import Result, ScoringJob
 from tfscore.runtime import io
-from tfscore.runtime.errors import TfscoreError, unwrap
+from tfscore.runtime.errors import InvalidRowError, TfscoreError, unwrap
 from tfscore.runtime.mapping import Binding, bind
 from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import PodAnnotationSink, ProgressMonitor
@@ -186,9 +186,14 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     sinks = [PodAnnotationSink.from_env()]
     sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
     try:
-        with ProgressMonitor(spark, GROUP, counts, expected_in, opts.show_progress, sinks):
-            writer.save(target) if target else writer.save()
+        try:
+            with ProgressMonitor(spark, GROUP, counts, expected_in, opts.show_progress, sinks):
+                writer.save(target) if target else writer.save()
+        except Exception:
+            _raise_task_error(counts.value)  # a data error cancels the job: report it, not the cancellation
+            raise
         per_part = counts.value
+        _raise_task_error(per_part)
         if writer_kind == "arrow":
             io.promote(out_staging, [v["ofile"] for v in per_part.values() if v.get("ofile")], "output.uri",
                        empty_schema=binding.output_schema())
@@ -222,6 +227,13 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
                     quarantine_uri=spec.quarantine_uri, model=model.status())
     io.write_manifest(out.uri, _manifest(job, model, result, reader, writer_kind, run_id, started, per_part), out.mode)
     return result
+
+
+def _raise_task_error(per_part: dict[int, dict[str, Any]]) -> None:
+    errors = sorted((p, v) for p, v in per_part.items() if v.get("error"))
+    if errors:
+        kind = InvalidRowError if errors[0][1].get("errorKind") == "InvalidRowError" else TfscoreError
+        raise kind(errors[0][1]["error"])
 
 
 def _quote(col: str) -> str:

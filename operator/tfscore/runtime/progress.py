@@ -108,7 +108,10 @@ class ProgressMonitor:
                     done += stage.numCompletedTasks
                     total += stage.numTasks
         try:
-            rows = sum(v["in"] for v in self.counts.value.values())
+            parts = dict(self.counts.value)
+            rows = sum(v.get("in", 0) for v in parts.values())
+            if any(v.get("error") for v in parts.values()):
+                self.sc.cancelJobGroup(self.group)  # bad data fails every attempt alike: stop the other tasks now
         except Exception:  # noqa: BLE001 - the accumulator may be mid-update
             rows = self.snapshot.rows_scored
         self.snapshot = Snapshot(rows, done, max(total, done))

@@ -123,9 +123,11 @@ class PartWriter:
         self.rows += batch.num_rows
 
     def close(self) -> str | None:
+        """Finish the file; its path, or None when nothing was written. Idempotent."""
         if self.writer is None:
             return None
-        self.writer.close()
+        writer, self.writer = self.writer, None
+        writer.close()
         self._fh.close()
         return self.path
 
@@ -148,53 +150,70 @@ class Where:
 
 
 def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -> Iterator[pa.RecordBatch]:
-    """Score a stream of input batches; yields output batches. Counts go to the task's accumulator at the end."""
+    """Score a stream of input batches; yields output batches (none with the Arrow writer, which writes them itself).
+
+    The task's counts go to the accumulator when it ends. A data error (TfscoreError) ends the task *successfully* with
+    the error in the accumulator instead: bad data fails the same way on every attempt, so Spark must not retry it, and
+    the driver cancels the job and reports the message as it is.
+    """
     partition, attempt, cores = _task_context()
-    fn = load_function(task.model, cores)
-    binding = task.binding
-    names = [o.tensor.name for o in binding.outputs]
-    quarantine = PartWriter(task.quarantine_staging, task.run_id, partition, attempt, field="quarantineUri") \
-        if task.quarantine else None
-    output = PartWriter(task.out_staging, task.run_id, partition, attempt, task.compression) \
-        if task.writer == "arrow" else None
-    rows_in = rows_out = 0
-    offset = 0  # rows seen in this task, for error messages
-    first_batch_at = None
-    for n_batch, batch in enumerate(_rebatch(batches, task.batch_size)):
-        if task.fault and task.fault.partition == partition and task.fault.attempt in (None, attempt) \
-                and n_batch >= task.fault.after_batches:
-            raise RuntimeError(f"injected fault: partition {partition} attempt {attempt} after {n_batch} batches")
-        n = batch.num_rows
-        rows_in += n
-        invalid, reasons = binding.validate(batch)
-        if invalid is not None:
-            if quarantine is None:
-                i = int(np.argmax(invalid))
-                raise InvalidRowError(f"{reasons[i]} at row {where.first_row + offset + i} of {where.text}"
-                                      f"{_describe_row(batch, i, binding)}; fix the data or set "
-                                      "onInvalidRow: quarantine")
-            quarantine.write(with_reason(batch.filter(pa.array(invalid)), reasons[invalid]))
-            batch = batch.filter(pa.array(~invalid))
-        offset += n
-        if batch.num_rows == 0:
-            continue
-        result = fn(**binding.to_tensors(batch))
-        if first_batch_at is None:
-            first_batch_at = time.time()
-        arrays = {k: result[k].numpy() for k in names}
-        out = binding.to_output(batch, arrays)
-        del result  # release the output tensors now, not at the next garbage collection
-        rows_out += out.num_rows
-        if output is not None:
-            output.write(out)
-        else:
-            yield out
-    qfile = quarantine.close() if quarantine else None
-    ofile = output.close() if output else None
+    quarantine = output = None
+    report: dict = {}
+    try:
+        fn = load_function(task.model, cores)
+        binding = task.binding
+        names = [o.tensor.name for o in binding.outputs]
+        if task.quarantine:
+            quarantine = PartWriter(task.quarantine_staging, task.run_id, partition, attempt, field="quarantineUri")
+        if task.writer == "arrow":
+            output = PartWriter(task.out_staging, task.run_id, partition, attempt, task.compression)
+        rows_in = rows_out = 0
+        offset = 0  # rows seen in this task, for error messages
+        first_batch_at = None
+        for n_batch, batch in enumerate(_rebatch(batches, task.batch_size)):
+            if task.fault and task.fault.partition == partition and task.fault.attempt in (None, attempt) \
+                    and n_batch >= task.fault.after_batches:
+                raise RuntimeError(f"injected fault: partition {partition} attempt {attempt} after {n_batch} batches")
+            n = batch.num_rows
+            rows_in += n
+            invalid, reasons = binding.validate(batch)
+            if invalid is not None:
+                if quarantine is None:
+                    i = int(np.argmax(invalid))
+                    raise InvalidRowError(f"{reasons[i]} at row {where.first_row + offset + i} of {where.text}"
+                                          f"{_describe_row(batch, i, binding)}; fix the data or set "
+                                          "onInvalidRow: quarantine")
+                quarantine.write(with_reason(batch.filter(pa.array(invalid)), reasons[invalid]))
+                batch = batch.filter(pa.array(~invalid))
+            offset += n
+            if batch.num_rows == 0:
+                continue
+            result = fn(**binding.to_tensors(batch))
+            if first_batch_at is None:
+                first_batch_at = time.time()
+            out = binding.to_output(batch, {k: result[k].numpy() for k in names})
+            del result  # release the output tensors now, not at the next garbage collection
+            rows_out += out.num_rows
+            if output is not None:
+                output.write(out)
+            else:
+                yield out
+        report = {"in": rows_in, "out": rows_out, "q": quarantine.rows if quarantine else 0,
+                  "ofile": output.close() if output else None, "qfile": quarantine.close() if quarantine else None,
+                  "firstBatchAt": first_batch_at, "peakRssMb": _peak_rss_mb()}
+    except TfscoreError as exc:
+        if task.counts is None:
+            raise WorkerError(exc) from None
+        report = {"error": str(exc), "errorKind": type(exc).__name__, "in": 0, "out": 0, "q": 0}
+    finally:
+        for w in (output, quarantine):
+            if w is not None:
+                try:
+                    w.close()  # no-op when already closed; on failure the staging directory is discarded anyway
+                except Exception:  # noqa: BLE001
+                    pass
     if task.counts is not None:
-        task.counts.add({partition: {"in": rows_in, "out": rows_out, "ofile": ofile,
-                                     "q": quarantine.rows if quarantine else 0, "qfile": qfile,
-                                     "firstBatchAt": first_batch_at, "peakRssMb": _peak_rss_mb()}})
+        task.counts.add({partition: report})
 
 
 def _peak_rss_mb() -> float:
@@ -202,19 +221,12 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _guard(gen: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    try:
-        yield from gen
-    except TfscoreError as exc:
-        raise WorkerError(exc) from None
-
-
 def map_spark_batches(task: Task):
     """mapInArrow function for the Spark reader: Spark feeds the input batches."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         partition, _, _ = _task_context()
-        yield from _guard(score_batches(task, batches, Where(f"{task.source} (partition {partition})")))
+        yield from score_batches(task, batches, Where(f"{task.source} (partition {partition})"))
 
     return run
 
@@ -235,7 +247,7 @@ def map_splits(task: Task):
                     except (OSError, pa.ArrowException) as exc:
                         raise TfscoreError(f"input.uri: cannot read {split.uri}: {exc}") from exc
 
-        yield from _guard(score_batches(task, batches(), where))
+        yield from score_batches(task, batches(), where)
 
     return run
 

@@ -1,0 +1,70 @@
+"""Runtime tier: real Spark (local mode) and real SavedModels built here by tfscore.testing."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+from tfscore import testing  # noqa: E402
+from tfscore.api.manifest import parse  # noqa: E402
+
+pytestmark = pytest.mark.runtime
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from pyspark.sql import SparkSession
+
+    # local[2,4]: two cores, and up to four attempts per task, so retries behave as on a cluster.
+    session = (SparkSession.builder.master("local[2,4]").appName("tfscore-tests")
+               .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.shuffle.partitions", "4").config("spark.driver.memory", "2g")
+               .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tfscore-warehouse"))
+               .getOrCreate())
+    session.sparkContext.setLogLevel("FATAL")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    testing.mlp(root / "mlp", features=8, hidden=(16,))
+    testing.mlp(root / "mlp", features=8, hidden=(16,), version=2, seed=1)
+    testing.cnn(root / "cnn")
+    testing.two_in_two_out(root / "two")
+    testing.string_int_model(root / "words")
+    return {"root": root, "mlp": root / "mlp", "cnn": root / "cnn", "two": root / "two", "words": root / "words"}
+
+
+FEATURES = [f"f{j:02d}" for j in range(8)]
+
+
+def job_doc(model_uri, input_uri, output_uri, /, **spec) -> dict:
+    """A ScoringJob manifest; `spec` keys override/extend (model/input/output dicts are merged)."""
+    doc = {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": "t"},
+           "spec": {"model": {"uri": str(model_uri)}, "input": {"uri": str(input_uri)},
+                    "output": {"uri": str(output_uri)}}}
+    for key, value in spec.items():
+        if key in ("model", "input", "output"):
+            doc["spec"][key].update(value)
+        else:
+            doc["spec"][key] = value
+    return doc
+
+
+@pytest.fixture
+def run(spark):
+    from tfscore.runtime.job import RunOptions, run_job
+
+    def _run(doc: dict):
+        return run_job(parse(doc, "test"), RunOptions(spark=spark))
+
+    return _run
