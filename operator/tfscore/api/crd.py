@@ -79,10 +79,9 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             node["x-kubernetes-preserve-unknown-fields"] = True
     if "const" in node:
         node["enum"] = [node.pop("const")]
-    if node.get("x-kubernetes-int-or-string"):
-        pattern = node.pop("pattern", None)
+    if node.get("x-kubernetes-int-or-string"):  # the one union structural schemas allow; value checks stay outside
         node.pop("type", None)
-        node["anyOf"] = [{"type": "integer"}, {"type": "string", **({"pattern": pattern} if pattern else {})}]
+        node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     extra = node.pop("additionalProperties", None)
     if extra is True or extra == {}:
         node["x-kubernetes-preserve-unknown-fields"] = True
