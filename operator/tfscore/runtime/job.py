@@ -148,13 +148,13 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     writer_kind = _writer(job)
 
     counts = sc.accumulator({}, DictAccumulator())
-    fault = FaultInjection.parse(sc.getConf().get("spark.tfscore.faultInjection", None))
+    fault = FaultInjection.parse(spark.conf.get("spark.tfscore.faultInjection", None))
     out_staging = io.staging_uri(out.uri, run_id, "out")
     q_staging = io.staging_uri(spec.quarantine_uri, run_id, "q") if spec.quarantine_uri else None
 
     if reader == "arrow":
         needed = list(dict.fromkeys(list(out.passthrough) + _columns_named(spec, model)))
-        split_rows = sc.getConf().get("spark.tfscore.splitRows", None)
+        split_rows = spark.conf.get("spark.tfscore.splitRows", None)
         plan = io.plan_parquet(spec.input.uri, needed, parallelism, min_rows=max(spec.batch_size, 65536),
                                split_rows=int(split_rows) if split_rows else None)
         binding = bind(model.signature, plan.schema, spec.input.columns, out.passthrough, out.predictions,
