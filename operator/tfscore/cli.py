@@ -6,10 +6,13 @@ Heavy imports (Spark, TensorFlow, kopf) happen inside the commands, so `tfscore 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import typer
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import, here and in Spark's Python workers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Kubernetes-native batch inference: TensorFlow SavedModels scored on Spark.")
@@ -41,25 +44,18 @@ def operator_(
     run_operator(namespaces=namespace, liveness=liveness, metrics_port=metrics_port, standalone=standalone)
 
 
-def _print_result(result, console) -> None:
-    from rich.table import Table
-
-    table = Table(title="tfscore result", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+def _summary(result) -> str:
+    """The end-of-run summary: plain aligned lines (they also read well in a pod's log)."""
     model = result.model
-    table.add_row("rows in", f"{result.rows_in:,}")
-    table.add_row("rows out", f"{result.rows_out:,}")
-    table.add_row("rows quarantined", f"{result.rows_quarantined:,}")
-    table.add_row("seconds", f"{result.seconds:.2f}")
-    table.add_row("rows/s", f"{result.rows_per_second:,.0f}")
-    table.add_row("output", result.output_uri)
+    rows = [("rows in", f"{result.rows_in:,}"), ("rows out", f"{result.rows_out:,}"),
+            ("rows quarantined", f"{result.rows_quarantined:,}"), ("seconds", f"{result.seconds:.2f}"),
+            ("rows/s", f"{result.rows_per_second:,.0f}"), ("output", result.output_uri)]
     if result.quarantine_uri:
-        table.add_row("quarantine", result.quarantine_uri)
+        rows.append(("quarantine", result.quarantine_uri))
     if model is not None:
-        table.add_row("model", f"{model.uri} version {model.version or '-'} ({model.signature})")
-        table.add_row("fingerprint", model.fingerprint or "-")
-    console.print(table)
+        rows.append(("model", f"{model.uri} (version {model.version or '-'}, signature {model.signature})"))
+        rows.append(("fingerprint", model.fingerprint or "-"))
+    return "tfscore: done\n" + "\n".join(f"  {k:<17}{v}" for k, v in rows) + "\n"
 
 
 def _termination_log(path: str | None) -> Path | None:
@@ -104,7 +100,7 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
     if output_json:
         sys.stdout.write(json.dumps(result.to_wire(), indent=2) + "\n")
     else:
-        _print_result(result, Console())
+        sys.stdout.write(_summary(result))
 
 
 @app.command()

@@ -158,8 +158,8 @@ class Controller:
 
     async def _reconcile(self, key: Key) -> None:
         body = self.jobs.get(key)
-        if body is None:
-            return
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            return  # gone or going: garbage collection removes what it owns
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()

@@ -145,4 +145,9 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        self.core.create_namespaced_event(meta["namespace"], event, **self.kw)
+        try:
+            self.core.create_namespaced_event(meta["namespace"], event, **self.kw)
+        except ApiException as exc:
+            if exc.status == 403 and "being terminated" in _message(exc):
+                return  # the namespace is going away, and the object with it
+            raise RuntimeError(f"event {reason} on {meta['namespace']}/{meta['name']}: {_message(exc)}") from None

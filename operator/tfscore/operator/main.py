@@ -79,6 +79,7 @@ def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standa
     """`tfscore operator`: configure from the environment (fail fast on bad values) and run kopf until signalled."""
     config = OperatorConfig.from_env()
     kopf.configure(verbose=False)
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per watch event
     kopf.run(
         standalone=standalone,
         namespaces=namespaces,

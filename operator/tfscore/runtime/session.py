@@ -41,7 +41,10 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
         "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "1",
         "spark.sql.parquet.compression.codec": "snappy",
     }
+    log4j = Path(__file__).with_name("log4j2.properties")
+    conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
     if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         conf["spark.driver.memory"] = spec.driver.memory
         conf["spark.ui.enabled"] = "false"
         conf["spark.sql.shuffle.partitions"] = "8"

@@ -1,0 +1,111 @@
+"""The command line as a user runs it: a fresh process, a manifest file, exit codes and messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import yaml
+from conftest import FEATURES, job_doc
+
+from tfscore import testing
+
+TFSCORE = str(Path(sys.executable).parent / "tfscore")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tfscore(*args, cwd=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([TFSCORE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+def test_run_manifest_end_to_end(models, tmp_path):
+    cols = testing.tabular_columns(5000, 8, seed=12)
+    inp = testing.write_parquet(tmp_path / "in", cols, row_group=1000)
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out",
+                                               input={"columns": {"features": FEATURES}},
+                                               output={"passthrough": ["id"], "predictions": {"probability": "p"}})))
+    proc = tfscore("run", manifest, "--json", "--master", "local[2]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)
+    assert result["rowsIn"] == result["rowsOut"] == 5000 and result["model"]["version"] == "2"
+    out = pq.read_table(str(tmp_path / "out")).sort_by("id")
+    expected = testing.call_signature(str(models["mlp"] / "2"),
+                                      {"features": np.stack([cols[c] for c in FEATURES], 1)})["probability"][:, 0]
+    np.testing.assert_allclose(out["p"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_summary_and_termination_log(models, tmp_path):
+    inp = testing.write_parquet(tmp_path / "in", testing.tabular_columns(100, 8))
+    manifest = tmp_path / "job.json"
+    manifest.write_text(json.dumps(job_doc(models["mlp"], inp, tmp_path / "out",
+                                           input={"columns": {"features": FEATURES}})))
+    term = tmp_path / "termination-log"
+    proc = tfscore("run", "--spec", manifest, "--termination-log", term)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for needle in ("rows in", "rows out", "rows quarantined", "rows/s", "fingerprint", str(tmp_path / "out")):
+        assert needle in proc.stdout, proc.stdout
+    written = json.loads(term.read_text())
+    assert written["rowsOut"] == 100 and written["model"]["fingerprint"]
+
+
+def test_failure_exit_code_message_and_termination_log(models, tmp_path):
+    inp = testing.write_parquet(tmp_path / "in", testing.tabular_columns(100, 8))
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out", model={"version": 9})))
+    term = tmp_path / "termination-log"
+    proc = tfscore("run", manifest, "--termination-log", term)
+    assert proc.returncode == 2
+    assert "model.version: version 9 not found" in proc.stderr and "Traceback" not in proc.stderr
+    assert term.read_text().startswith("model.version: version 9 not found")
+
+
+def test_manifest_with_unknown_and_mistyped_fields(models, tmp_path):
+    doc = job_doc(models["mlp"], tmp_path, tmp_path / "out")
+    doc["spec"]["output"]["mdoe"] = "overwrite"
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    proc = tfscore("run", manifest)
+    assert proc.returncode == 2
+    assert "spec.output.mdoe: unknown field" in proc.stderr
+
+    doc = job_doc(models["mlp"], tmp_path, tmp_path / "out", batchSize="lots")
+    manifest.write_text(yaml.safe_dump(doc))
+    proc = tfscore("run", manifest)
+    assert proc.returncode == 2 and "spec.batchSize" in proc.stderr and "integer" in proc.stderr
+
+    manifest.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")
+    proc = tfscore("run", manifest)
+    assert proc.returncode == 2 and "expected apiVersion tfscore.io/v1alpha1 and kind ScoringJob" in proc.stderr
+
+    manifest.write_text("spec: [unclosed\n")
+    proc = tfscore("run", manifest)
+    assert proc.returncode == 2 and "not valid YAML" in proc.stderr
+
+
+def test_score_shorthand(models, tmp_path):
+    cols = testing.tabular_columns(300, 8, seed=13)
+    inp = testing.write_parquet(tmp_path / "in", cols)
+    proc = tfscore("score", "--model", models["mlp"], "--input", inp, "--output", tmp_path / "out", "--version", "1",
+                   "--columns", "features=" + ",".join(FEATURES), "--passthrough", "id", "--predictions",
+                   "probability=risk", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["rowsOut"] == 300
+    assert pq.read_table(str(tmp_path / "out")).column_names == ["id", "risk"]
+
+
+def test_example_manifests_are_valid_and_demo_matches():
+    from tfscore.api.manifest import load
+    from tfscore.runtime.demo import demo_job_yaml
+
+    examples = sorted((ROOT / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        load(path)
+    assert (ROOT / "examples" / "demo-job.yaml").read_text() == demo_job_yaml(".demo")
