@@ -1,0 +1,204 @@
+"""Pure pieces of the runtime, without Spark or TensorFlow: column binding, validation, staging and commit, manifests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tfscore.api.manifest import ManifestError, load
+from tfscore.api.models import memory_mib
+from tfscore.runtime import io
+from tfscore.runtime.errors import TfscoreError, WorkerError, unwrap
+from tfscore.runtime.mapping import bind
+from tfscore.runtime.model import Signature, TensorInfo
+
+SIG = Signature("serving_default",
+                inputs={"x": TensorInfo("x", "float32", (None, 3)), "img": TensorInfo("img", "float32", (None, 2, 2, 1)),
+                        "w": TensorInfo("w", "string", (None,))},
+                outputs={"p": TensorInfo("p", "float32", (None, 1)), "e": TensorInfo("e", "float32", (None, 4))})
+
+
+def schema(**fields):
+    return pa.schema([pa.field(k, v) for k, v in fields.items()])
+
+
+BASE = dict(id=pa.int64(), a=pa.float64(), b=pa.float32(), c=pa.int32(), pix=pa.list_(pa.float32()), w=pa.string())
+
+
+def test_bind_kinds_and_output_schema():
+    b = bind(SIG, schema(**BASE), {"x": ["a", "b", "c"], "img": "pix"}, ["id"], {}, "src")
+    kinds = {i.tensor.name: (i.kind, i.columns) for i in b.inputs}
+    assert kinds == {"x": ("stack", ("a", "b", "c")), "img": ("array", ("pix",)), "w": ("scalar", ("w",))}
+    assert b.output_schema() == pa.schema([("id", pa.int64()), ("p", pa.float32()), ("e", pa.list_(pa.float32()))])
+    assert b.read_columns == ["id", "a", "b", "c", "pix", "w"]
+
+
+@pytest.mark.parametrize("columns, fields, needle", [
+    ({"x": ["a", "b"], "img": "pix"}, BASE, "2 columns stack into [None, 2]"),
+    ({"x": ["a", "b", "zz"], "img": "pix"}, BASE, "column 'zz' not found in src"),
+    ({"x": ["a", "b", "w"], "img": "pix"}, BASE, "column 'w' is string, which cannot be cast"),
+    ({"x": ["a", "b", "c"], "img": "a"}, BASE, "column 'a' is a scalar"),
+    ({"x": ["a", "b", "c"], "img": "pix", "nope": "a"}, BASE, "input.columns: 'nope' is not an input"),
+    ({"x": ["a", "b", "c"], "img": "pix"}, {**BASE, "w": pa.float64()}, "column 'w' is double"),
+    ({"x": ["a", "b", "pix"], "img": "pix"}, BASE, "must hold scalar columns"),
+])
+def test_bind_errors_name_the_column(columns, fields, needle):
+    with pytest.raises(TfscoreError, match=None) as info:
+        bind(SIG, schema(**fields), columns, [], {}, "src")
+    assert needle in str(info.value)
+
+
+def test_validate_and_convert():
+    b = bind(SIG, schema(**BASE), {"x": ["a", "b", "c"], "img": "pix"}, ["id"], {"p": "score"}, "src")
+    batch = pa.record_batch({
+        "id": pa.array([1, 2, 3], pa.int64()), "a": pa.array([1.0, None, 3.0]), "b": pa.array([1, 2, 3], pa.float32()),
+        "c": pa.array([1, 2, 3], pa.int32()),
+        "pix": pa.array([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2]], pa.list_(pa.float32())), "w": pa.array(["u", "v", "w"])})
+    invalid, reasons = b.validate(batch)
+    assert invalid.tolist() == [False, True, True]
+    assert reasons[1] == "column 'a' is null" and "has 2 values per row" in reasons[2]
+    good = batch.filter(pa.array(~invalid))
+    assert b.validate(good) == (None, None)
+    t = b.to_tensors(good)
+    assert t["x"].dtype == np.float32 and t["x"].tolist() == [[1, 1, 1]]
+    assert t["img"].shape == (1, 2, 2, 1) and t["w"].tolist() == ["u"]
+    out = b.to_output(good, {"p": np.array([[0.5]], np.float32)})
+    assert out.to_pydict() == {"id": [1], "score": [0.5]}
+
+
+def test_integer_range_checked():
+    sig = Signature("s", {"n": TensorInfo("n", "int8", (None,))}, {"o": TensorInfo("o", "int8", (None,))})
+    b = bind(sig, schema(n=pa.int64()), {}, [], {}, "src")
+    invalid, reasons = b.validate(pa.record_batch({"n": pa.array([1, 300, -5], pa.int64())}))
+    assert invalid.tolist() == [False, True, False] and "outside int8's range" in reasons[1]
+
+
+def _write(path: Path, ids):
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"id": ids}), path / f"part-{ids[0]}.parquet")
+
+
+def test_commit_modes(tmp_path):
+    final = tmp_path / "out"
+    s1 = tmp_path / "s1"
+    _write(s1, [1, 2])
+    io.commit(str(s1), str(final), "errorIfExists", "r1")
+    assert not s1.exists() and io.count_rows(str(final), "parquet") == 2
+
+    s2 = tmp_path / "s2"
+    _write(s2, [3])
+    io.commit(str(s2), str(final), "append", "r2")
+    assert io.count_rows(str(final), "parquet") == 3
+
+    s3 = tmp_path / "s3"
+    _write(s3, [9])
+    with pytest.raises(TfscoreError, match="appeared while the job ran"):
+        io.commit(str(s3), str(final), "errorIfExists", "r3")
+    assert io.count_rows(str(final), "parquet") == 3 and s3.exists()
+    io.commit(str(s3), str(final), "overwrite", "r3")
+    assert sorted(pq.read_table(str(final))["id"].to_pylist()) == [9]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_append_never_overwrites_a_file(tmp_path):
+    final, stage = tmp_path / "out", tmp_path / "stage"
+    _write(final, [1])
+    _write(stage, [1])
+    with pytest.raises(TfscoreError, match="append never overwrites"):
+        io.commit(str(stage), str(final), "append", "r")
+
+
+def test_promote_keeps_only_counted_attempts(tmp_path):
+    stage = tmp_path / "stage"
+    attempts = stage / "_attempts"
+    _write(attempts, [1])
+    _write(attempts, [2])  # the file of a failed attempt
+    io.promote(str(stage), [str(attempts / "part-1.parquet")], "output.uri")
+    assert sorted(p.name for p in stage.iterdir()) == ["part-1.parquet"]
+    empty = tmp_path / "empty"
+    io.promote(str(empty), [], "output.uri", empty_schema=pa.schema([("id", pa.int64())]))
+    assert pq.read_table(str(empty)).schema.names == ["id"]
+
+
+def test_plan_splits_row_groups(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    pq.write_table(pa.table({"id": np.arange(10_000)}), d / "a.parquet", row_group_size=1000)
+    pq.write_table(pa.table({"id": np.arange(500)}), d / "b.parquet")
+    (d / "_SUCCESS").write_text("")
+    (d / ".hidden").write_text("")
+    plan = io.plan_parquet(str(d), ["id"], parallelism=2, min_rows=1, split_rows=3000)
+    assert plan.rows == 10_500 and plan.files == 2
+    assert [s.rows for s in plan.splits] == [3000, 3000, 3000, 1000, 500]
+    assert [s.first_row for s in plan.splits] == [0, 3000, 6000, 9000, 0]
+
+
+def test_plan_rejects_schema_drift(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    pq.write_table(pa.table({"x": np.arange(3, dtype=np.int64)}), d / "a.parquet")
+    pq.write_table(pa.table({"x": ["a", "b"]}), d / "b.parquet")
+    with pytest.raises(TfscoreError, match="column 'x' is int64 in .*a.parquet but string in .*b.parquet"):
+        io.plan_parquet(str(d), ["x"], 1, 1)
+
+
+def test_manifest_history(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    io.write_manifest(str(out), {"run": 1}, "append")
+    io.write_manifest(str(out), {"run": 2}, "append")
+    doc = json.loads((out / io.MANIFEST).read_text())
+    assert doc["run"] == 2 and doc["history"] == [{"run": 1}]
+
+
+def test_worker_errors_unwrap():
+    wrapped = WorkerError(TfscoreError("column 'f1' is null at row 3"))
+    spark_text = f"org.apache.spark.SparkException: Job aborted ... PythonException: {wrapped} ... at java.lang"
+    assert str(unwrap(Exception(spark_text))) == "column 'f1' is null at row 3"
+    assert unwrap(Exception("plain failure")) is None
+
+
+def test_spark_uri():
+    assert io.spark_uri("/data/x") == "file:///data/x"
+    assert io.spark_uri("s3://b/k") == "s3a://b/k"
+    assert io.spark_uri("hdfs://nn/x") == "hdfs://nn/x"
+
+
+@pytest.mark.parametrize("text, mib", [("512m", 512), ("2g", 2048), ("2Gi", 2048), ("1.5g", 1536), ("1024Ki", 1)])
+def test_memory_quantities(text, mib):
+    assert memory_mib(text) == mib
+
+
+def test_manifest_loader_messages(tmp_path):
+    p = tmp_path / "job.yaml"
+    p.write_text("""apiVersion: tfscore.io/v1alpha1
+kind: ScoringJob
+metadata: {name: Bad_Name}
+spec:
+  model: {uri: /m, version: newest}
+  input: {uri: /in, table: t}
+  output: {uri: /out, mode: replace}
+  executor: {memory: lots}
+""")
+    with pytest.raises(ManifestError) as info:
+        load(p)
+    msg = str(info.value)
+    for needle in ("metadata.name", "spec.model.version", "spec.input", "exactly one of input.uri or input.table",
+                   "spec.output.mode", "spec.executor.memory"):
+        assert needle in msg, msg
+
+
+def test_quarantine_needs_uri(tmp_path):
+    p = tmp_path / "job.yaml"
+    p.write_text("""apiVersion: tfscore.io/v1alpha1
+kind: ScoringJob
+metadata: {name: q}
+spec: {model: {uri: /m}, input: {uri: /in}, output: {uri: /out}, onInvalidRow: quarantine}
+""")
+    with pytest.raises(ManifestError, match="quarantineUri is required when onInvalidRow is quarantine"):
+        load(p)
