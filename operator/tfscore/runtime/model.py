@@ -118,6 +118,17 @@ def resolve_version(uri: str, version: str) -> tuple[str, str]:
     return str(chosen), version_uri
 
 
+def _download_tree(fs, root: str, target: Path) -> None:
+    """Copy every file under `root` (any fsspec filesystem) into `target`, keeping relative paths."""
+    for name, info in sorted(fs.find(root, detail=True).items()):
+        rel = name[len(root):].lstrip("/")
+        if not rel or name.endswith("/") or info.get("type") == "directory":
+            continue
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(name, str(dest))
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("TFSCORE_CACHE") or Path.home() / ".cache" / "tfscore") / "models"
 
@@ -143,7 +154,7 @@ def materialize(version_uri: str) -> str:
             return str(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
-            fs.get(path.rstrip("/") + "/", str(tmp) + "/", recursive=True)
+            _download_tree(fs, path.rstrip("/"), tmp)
             if not (tmp / SAVED_MODEL_PB).exists():
                 raise TfscoreError(f"model.uri: downloading {version_uri} gave no {SAVED_MODEL_PB}")
             os.rename(tmp, target)
