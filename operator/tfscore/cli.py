@@ -193,7 +193,11 @@ def demo(
     with console.status("generating the demo model and dataset …"):
         path = prepare(directory, rows)
     console.print(f"running [bold]{path}[/bold]")
-    _execute(load(path), master, None, None, False)
+    job = load(path)
+    _execute(job, master, None, None, False)
+    from tfscore.runtime.demo import describe_scores
+
+    sys.stdout.write(describe_scores(job.spec.output.uri))
 
 
 if __name__ == "__main__":  # pragma: no cover
