@@ -96,6 +96,14 @@ stop() { # name [timeout_s]: SIGTERM, then SIGKILL after the timeout; removes th
   rm -f "$PIDS/$name.pid" "$PIDS/$name.exe"
 }
 
+# Config files are rewritten only when their content changes: kube-proxy exits when its config file is touched.
+write_if_changed() { # file < content
+  local f=$1 tmp
+  tmp=$(mktemp "$f.XXXXXX")
+  cat > "$tmp"
+  if cmp -s "$tmp" "$f"; then rm -f "$tmp"; else mv -f "$tmp" "$f"; fi
+}
+
 wait_for() { # description timeout_s command...
   local what=$1 timeout=$2 t0=$SECONDS; shift 2
   until "$@" >/dev/null 2>&1; do

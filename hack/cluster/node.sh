@@ -5,7 +5,6 @@
 IMAGES_DIR=$K8S_HOME/images
 CNI_CONF_DIR=$STATE/cni/net.d
 BRIDGE=tfscore0
-SVC_DUMMY=tfscore-svc
 
 ctr_() { ctr --address "$CONTAINERD_SOCK" -n k8s.io "$@"; }
 kubectl_() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
@@ -62,13 +61,16 @@ host_network_up() {
   [[ -d /proc/sys/net/bridge ]] || modprobe br_netfilter 2>/dev/null || true
   [[ -d /proc/sys/net/bridge ]] || die "bridge netfilter missing (br_netfilter): Services cannot reach pods on the bridge"
   sysctl -qw net.bridge.bridge-nf-call-iptables=1
-  # ClusterIPs route to a dummy device: without a default route, or for an address with no endpoints, packets stop here
-  # instead of leaving the machine; kube-proxy's DNAT re-routes the real ones to the pod bridge.
-  ip link show "$SVC_DUMMY" >/dev/null 2>&1 || ip link add "$SVC_DUMMY" type dummy
-  ip link set "$SVC_DUMMY" up
-  ip route replace "$SERVICE_CIDR" dev "$SVC_DUMMY"
+  # The pod bridge exists before the first pod (the bridge plugin adopts it), and the Service CIDR routes onto it:
+  # without a default route, or for a ClusterIP with no endpoints, packets stop on the bridge instead of leaving the
+  # machine; kube-proxy's DNAT re-routes the real ones to the pod. (This kernel has no dummy links.)
+  local gw=${POD_CIDR%.*/*}.1/${POD_CIDR#*/}
+  ip link show "$BRIDGE" >/dev/null 2>&1 || ip link add "$BRIDGE" type bridge
+  ip addr show dev "$BRIDGE" | grep -q " ${gw} " || ip addr add "$gw" dev "$BRIDGE"
+  ip link set "$BRIDGE" up
+  ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
   mkdir -p "$CNI_CONF_DIR" "$STATE/cni/ipam"
-  cat > "$CNI_CONF_DIR/10-tfscore.conflist" <<CNI
+  write_if_changed "$CNI_CONF_DIR/10-tfscore.conflist" <<CNI
 {
   "cniVersion": "1.0.0",
   "name": "tfscore",
@@ -84,7 +86,7 @@ CNI
 
 containerd_up() {
   mkdir -p "$CONTAINERD_DIR" "$(dirname "$CONTAINERD_SOCK")"
-  cat > "$CONTAINERD_DIR/config.toml" <<TOML
+  write_if_changed "$CONTAINERD_DIR/config.toml" <<TOML
 version = 2
 root = "$CONTAINERD_DIR/root"
 state = "$CONTAINERD_DIR/run"
@@ -101,6 +103,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$PAUSE_IMAGE"
   enable_selinux = false
+  # This host denies lowering oom_score_adj below 0 (no CAP_SYS_RESOURCE): runc fails the pause container with
+  # "failed to update /proc/self/oom_score_adj: Permission denied" unless the CRI clamps -998/-997 to containerd's own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -108,6 +113,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+        Root = "$CONTAINERD_DIR/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "$CNI_CONF_DIR"
@@ -120,7 +126,7 @@ TOML
 kubelet_up() {
   local hip=$1
   mkdir -p "$STATE/kubelet"
-  cat > "$STATE/kubelet/config.yaml" <<YAML
+  write_if_changed "$STATE/kubelet/config.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
@@ -158,7 +164,7 @@ YAML
 }
 
 kube_proxy_up() {
-  cat > "$STATE/kube-proxy.yaml" <<YAML
+  write_if_changed "$STATE/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -196,10 +202,26 @@ node_up() {
     -o name || true
 }
 
+# kube-proxy --cleanup leaves the kubelet's chains and both canaries: drop every KUBE-* chain and the jumps into them.
+iptables_cleanup() {
+  local cmd t c rule
+  for cmd in iptables ip6tables; do
+    command -v "$cmd" >/dev/null || continue
+    for t in filter nat mangle; do
+      "$cmd" -t "$t" -S >/dev/null 2>&1 || continue
+      while read -r rule; do eval "$cmd -t $t ${rule/#-A /-D }" 2>/dev/null || true; done \
+        < <("$cmd" -t "$t" -S | grep -E -- '^-A .* -j KUBE-' || true)
+      for c in $("$cmd" -t "$t" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do "$cmd" -t "$t" -F "$c"; done
+      for c in $("$cmd" -t "$t" -S | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do "$cmd" -t "$t" -X "$c" 2>/dev/null || true; done
+    done
+  done
+}
+
 node_down() {
   stop kube-proxy
   [[ -x $K8S_BIN/kube-proxy && -f $STATE/kube-proxy.yaml ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   stop kubelet
+  iptables_cleanup
   if running containerd; then
     # Stop and remove every pod sandbox through the CRI: containers die, CNI DEL frees veths and IP leases.
     "$K8S_BIN/tfscore-cri" -address "$CONTAINERD_SOCK" clean || log "some pod sandboxes could not be removed"
@@ -215,8 +237,6 @@ node_down() {
   # Unmount whatever is still mounted under the state dir (pod volumes, snapshots, netns), deepest first.
   local m
   for m in $(awk -v s="$STATE/" 'index($2, s) == 1 {print $2}' /proc/self/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
-  ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE" 2>/dev/null || true
-  ip route del "$SERVICE_CIDR" dev "$SVC_DUMMY" 2>/dev/null || true
-  ip link show "$SVC_DUMMY" >/dev/null 2>&1 && ip link delete "$SVC_DUMMY" 2>/dev/null || true
+  ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE" 2>/dev/null || true   # also drops the Service route
   return 0
 }
