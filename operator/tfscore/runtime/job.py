@@ -25,7 +25,7 @@ from tfscore.runtime import io
 from tfscore.runtime.errors import InvalidRowError, TfscoreError, unwrap
 from tfscore.runtime.mapping import Binding, bind
 from tfscore.runtime.model import ResolvedModel, resolve
-from tfscore.runtime.progress import PodAnnotationSink, ProgressMonitor
+from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
 from tfscore.runtime.scorer import DictAccumulator, FaultInjection, Task, map_spark_batches, map_splits
 from tfscore.runtime.session import build_session
 
@@ -183,7 +183,7 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
         if out.partition_by:
             writer = writer.partitionBy(*out.partition_by)
         target = io.spark_uri(out_staging)
-    sinks = [PodAnnotationSink.from_env()]
+    sinks = [PodAnnotationSink.from_env(), None if opts.show_progress else LogSink()]
     sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
     try:
         try:

@@ -73,6 +73,22 @@ class PodAnnotationSink:
                 self.warned = True
 
 
+class LogSink:
+    """A progress line on stderr every `interval` seconds, for logs (pods, CI) where a live bar cannot draw."""
+
+    def __init__(self, interval: float = 10.0):
+        self.interval = interval
+        self.last = time.monotonic()
+
+    def __call__(self, snap: Snapshot, final: bool = False) -> None:
+        now = time.monotonic()
+        if final or now - self.last < self.interval:
+            return
+        self.last = now
+        print(f"tfscore: {snap.tasks_done}/{snap.tasks_total} tasks, {snap.rows_scored:,} rows scored "
+              f"({snap.percent}%)", file=sys.stderr, flush=True)
+
+
 class ProgressMonitor:
     """Polls Spark's status tracker (tasks) and the counts accumulator (rows) from a background thread."""
 
