@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -96,6 +97,8 @@ class ControlPlane:
                                   "(run hack/cluster/build.sh control-plane)")
             subprocess.run(["bash", str(CLUSTER / "build.sh"), "control-plane"], env=env, check=True)
         self.state = Path(env["TFSCORE_CLUSTER_STATE"])
+        self.stop()  # a previous run killed before its teardown
+        shutil.rmtree(self.state / "etcd", ignore_errors=True)  # every run starts from an empty cluster (certs kept)
         up = subprocess.run(["bash", str(CLUSTER / "up.sh"), "control-plane"], env=env, capture_output=True,
                             text=True)
         if up.returncode != 0:
@@ -103,6 +106,17 @@ class ControlPlane:
             raise RuntimeError(f"hack/cluster/up.sh control-plane failed:\n{up.stderr[-4000:]}")
         self.kubeconfig = str(self.state / "kubeconfig")
         return self.kubeconfig
+
+    def pids(self) -> dict[str, int]:
+        """The control-plane processes this object started (none when $KUBECONFIG was used)."""
+        if self.state is None:
+            return {}
+        found = {}
+        for name in CP_BINARIES:
+            pid_file = self.state / "pids" / f"{name}.pid"
+            if pid_file.exists():
+                found[name] = int(pid_file.read_text().strip() or 0)
+        return found
 
     def stop(self) -> None:
         """SIGTERM (then SIGKILL) exactly the processes up.sh recorded for this state dir, newest first."""

@@ -45,6 +45,8 @@ HOME_DIR = "/home/tfscore"
 SCRATCH_VOLUMES = (("tmp", TMP_DIR), ("spark-local-dir-1", LOCAL_DIR), ("home", HOME_DIR))
 CONFIG_VOLUME = "tfscore-spec"
 
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same YAML, ~10x faster
+
 DRIVER_COMMAND = ["tfscore", "run", "--spec", models.SPEC_FILE, "--spark-properties", models.SPARK_PROPERTIES_FILE]
 
 
@@ -294,7 +296,8 @@ def config_map(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
         "data": {
             "job.json": json.dumps(document, indent=2, sort_keys=True) + "\n",
             "spark.properties": attempt_properties(job, namespace, attempt, image),
-            "executor-pod-template.yaml": yaml.safe_dump(executor_pod_template(job, config, image), sort_keys=False),
+            "executor-pod-template.yaml": yaml.dump(executor_pod_template(job, config, image), Dumper=_YAML_DUMPER,
+                                                    sort_keys=False),
         },
     }
 
