@@ -32,7 +32,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "operator"))
 
-from harness import ControlPlane, Operator, api_client, apply_crd, scoringjob  # noqa: E402
+from operator_harness import ControlPlane, Operator, api_client, apply_crd, scoringjob  # noqa: E402
 
 TARGET_PER_MIN, TARGET_P99 = 1000.0, 2.0
 

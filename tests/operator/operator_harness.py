@@ -2,13 +2,14 @@
 
 Control plane: $KUBECONFIG when set (used as is). Otherwise `hack/cluster/up.sh control-plane` in this tier's own state
 directory and on its own ports (the harness defaults + 100), so a harness cluster someone else runs on this machine is
-never touched; `stop` ends exactly the processes up.sh recorded in that state directory's pid files (hack/cluster's
-down.sh is not used: it also tears down the node-level network of the default harness, which may be in use).
+never touched (hack/cluster/README.md: any number of control-plane-only clusters may run beside the node-level one);
+`stop` is hack/cluster/down.sh on that same state directory. Each start wipes this tier's etcd data (certs are kept),
+so every run begins with an empty cluster.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import os
 import shutil
 import signal
@@ -119,27 +120,13 @@ class ControlPlane:
         return found
 
     def stop(self) -> None:
-        """SIGTERM (then SIGKILL) exactly the processes up.sh recorded for this state dir, newest first."""
-        if self.state is None:
+        """hack/cluster/down.sh on this tier's own state dir: stops exactly what up.sh started there, by pid file,
+        and fails if anything is left running or listening on this tier's ports (it never touches another cluster)."""
+        if self.state is None or not (self.state / "pids").exists():
             return
-        pids = self.state / "pids"
-        for name in ("kube-controller-manager", "kube-apiserver", "etcd"):
-            pid_file, exe_file = pids / f"{name}.pid", pids / f"{name}.exe"
-            if not pid_file.exists():
-                continue
-            pid = int(pid_file.read_text().strip() or 0)
-            exe = exe_file.read_text().strip() if exe_file.exists() else ""
-            with contextlib.suppress(OSError):
-                if pid and (not exe or os.readlink(f"/proc/{pid}/exe") == exe):
-                    os.kill(pid, signal.SIGTERM)
-                    for _ in range(150):
-                        if not Path(f"/proc/{pid}").exists():
-                            break
-                        time.sleep(0.1)
-                    else:
-                        os.kill(pid, signal.SIGKILL)
-            pid_file.unlink(missing_ok=True)
-            exe_file.unlink(missing_ok=True)
+        down = subprocess.run(["bash", str(CLUSTER / "down.sh")], env=tier_env(), capture_output=True, text=True)
+        if down.returncode != 0:
+            raise RuntimeError(f"hack/cluster/down.sh failed:\n{down.stderr[-3000:]}")
 
 
 def api_client(kubeconfig: str, pool: int = 8) -> Any:
@@ -239,3 +226,87 @@ def scoringjob(name: str, **spec: Any) -> dict[str, Any]:
     base = {"model": {"uri": "s3a://models/risk/"}, "input": {"uri": "s3a://in/"}, "output": {"uri": "s3a://out/"}}
     return {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": name},
             "spec": {**base, **spec}}
+
+
+class Cluster:
+    """Thin test-side view: create/read ScoringJobs, list children, and play the kubelet on driver pods."""
+
+    def __init__(self, core: Any, custom: Any, namespace: str) -> None:
+        self.core, self.custom, self.ns = core, custom, namespace
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.create_namespaced_custom_object("tfscore.io", "v1alpha1", self.ns, "scoringjobs", body)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object("tfscore.io", "v1alpha1", self.ns, "scoringjobs", name)
+
+    def patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.patch_namespaced_custom_object("tfscore.io", "v1alpha1", self.ns, "scoringjobs", name,
+                                                          {"spec": spec})
+
+    def delete(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object("tfscore.io", "v1alpha1", self.ns, "scoringjobs", name)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.get(name).get("status") or {}
+
+    def wait_phase(self, name: str, phase: str, timeout: float = 20) -> dict[str, Any]:
+        return wait_for(f"{name} phase {phase}",
+                        lambda: (s := self.status(name)).get("phase") == phase and s, timeout=timeout)
+
+    def driver_pods(self, name: str) -> list[Any]:
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=f"tfscore.io/job={name},tfscore.io/role=driver")
+        return sorted(pods.items, key=lambda p: p.metadata.name)
+
+    def wait_pod(self, name: str, attempt: int = 1, timeout: float = 20) -> Any:
+        pod_name = f"{name}-driver-{attempt}"
+        return wait_for(f"driver pod {pod_name}",
+                        lambda: next((p for p in self.driver_pods(name) if p.metadata.name == pod_name), None),
+                        timeout=timeout)
+
+    def events(self, name: str) -> list[Any]:
+        evs = self.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}")
+        return sorted(evs.items, key=lambda e: (e.last_timestamp or e.event_time or 0, e.metadata.name))
+
+    def wait_event(self, name: str, reason: str, timeout: float = 20) -> Any:
+        return wait_for(f"event {reason} on {name}",
+                        lambda: next((e for e in self.events(name) if e.reason == reason), None), timeout=timeout)
+
+    # ---- the kubelet's part
+    def _container_status(self, pod_name: str, state: dict[str, Any], ready: bool = False) -> dict[str, Any]:
+        return {"name": "driver", "image": "localhost/tfscore/runtime", "imageID": "", "ready": ready,
+                "restartCount": 0, "started": "running" in state, "state": state}
+
+    def set_pod_status(self, pod_name: str, status: dict[str, Any]) -> None:
+        self.core.patch_namespaced_pod_status(pod_name, self.ns, {"status": status})
+
+    def run_pod(self, pod_name: str) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.set_pod_status(pod_name, {
+            "phase": "Running", "podIP": "10.244.0.10", "startTime": now,
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
+            "containerStatuses": [self._container_status(pod_name, {"running": {"startedAt": now}}, ready=True)]})
+
+    def finish_pod(self, pod_name: str, exit_code: int, message: str) -> None:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        state = {"terminated": {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                                "message": message, "startedAt": now, "finishedAt": now}}
+        self.set_pod_status(pod_name, {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+            "containerStatuses": [self._container_status(pod_name, state)]})
+
+    def wait_pull_pod(self, pod_name: str, reason: str = "ImagePullBackOff") -> None:
+        self.set_pod_status(pod_name, {
+            "phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [self._container_status(pod_name, {"waiting": {
+                "reason": reason, "message": 'Back-off pulling image "localhost/tfscore/runtime"'}})]})
+
+    def unschedulable_pod(self, pod_name: str) -> None:
+        self.set_pod_status(pod_name, {"phase": "Pending", "conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}]})
+
+    def annotate_progress(self, pod_name: str, progress: dict[str, int]) -> None:
+        self.core.patch_namespaced_pod(pod_name, self.ns, {"metadata": {"annotations": {
+            "tfscore.io/progress": json.dumps(progress)}}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import Cluster, scoringjob, wait_for
+from operator_harness import Cluster, scoringjob, wait_for
 
 RESULT = {"rowsIn": 1000, "rowsOut": 990, "rowsQuarantined": 10, "seconds": 4.0, "rowsPerSecond": 250.0,
           "outputUri": "s3a://out/", "quarantineUri": "s3a://q/",

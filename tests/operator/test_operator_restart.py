@@ -7,7 +7,7 @@ import json
 import re
 import time
 
-from conftest import Cluster, Operator, scoringjob, wait_for
+from operator_harness import Cluster, Operator, scoringjob, wait_for
 
 RESULT = {"rowsIn": 5, "rowsOut": 5, "seconds": 1.0, "rowsPerSecond": 5.0, "outputUri": "s3a://out/"}
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Cluster, scoringjob, wait_for
 from kubernetes.client.exceptions import ApiException
+from operator_harness import Cluster, scoringjob, wait_for
 
 
 def refused(k8s: Cluster, body: dict) -> str:
