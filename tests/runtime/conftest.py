@@ -19,7 +19,24 @@ pytestmark = pytest.mark.runtime
 
 
 @pytest.fixture(scope="session")
-def spark():
+def s3_endpoint():
+    """A real S3 API server (moto) on loopback. Its address and credentials go into the environment before the Spark
+    JVM starts, so Spark's Python workers inherit them exactly as executor pods get theirs from Secrets."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    os.environ.update({"AWS_ACCESS_KEY_ID": "tfscore", "AWS_SECRET_ACCESS_KEY": "tfscore-secret",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
+                       "AWS_ENDPOINT_URL_S3": endpoint})
+    yield endpoint
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(s3_endpoint):
     from pyspark.sql import SparkSession
 
     # local[2,4]: two cores, and up to four attempts per task, so retries behave as on a cluster.

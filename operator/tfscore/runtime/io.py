@@ -37,6 +37,8 @@ def fs_and_path(uri: str, field: str):
         fs, path = fsspec.core.url_to_fs(uri)
     except (ImportError, ValueError) as exc:
         raise TfscoreError(f"{field}: cannot open {uri!r}: {exc}") from exc
+    if not is_local(fs):
+        fs.invalidate_cache()  # object stores cache listings; every step here must see the moves of the step before
     return fs, path
 
 
@@ -224,6 +226,18 @@ def _data_files(fs, root: str) -> list[str]:
     return out
 
 
+def _move_tree(fs, src: str, dst: str) -> None:
+    """Move a directory: one rename on a local filesystem; file by file (copy + delete) on an object store, where
+    directories are only key prefixes."""
+    if is_local(fs):
+        fs.mv(src, dst, recursive=True)
+        return
+    for f in sorted(fs.find(src)):
+        fs.mv(f, posixpath.join(dst, posixpath.relpath(f, src)))
+    if fs.exists(src):
+        fs.rm(src, recursive=True)
+
+
 def commit(staging: str, final: str, mode: str, run_id: str) -> None:
     """Move a finished staging directory into place according to `mode` (see the module docstring)."""
     fs, spath = fs_and_path(staging, "output.uri")
@@ -234,18 +248,20 @@ def commit(staging: str, final: str, mode: str, run_id: str) -> None:
                                f"nothing was written there")
         if fs.exists(fpath):
             fs.rm(fpath, recursive=True)  # an empty directory
-        fs.mv(spath, fpath, recursive=True)
+        _move_tree(fs, spath, fpath)
     elif mode == "overwrite":
         aside = staging_uri(final, run_id, "old")
         _, apath = fs_and_path(aside, "output.uri")
         had_old = fs.exists(fpath)
         if had_old:
-            fs.mv(fpath, apath, recursive=True)
+            _move_tree(fs, fpath, apath)
         try:
-            fs.mv(spath, fpath, recursive=True)
+            _move_tree(fs, spath, fpath)
         except Exception:
             if had_old:
-                fs.mv(apath, fpath, recursive=True)  # put the old data back
+                if fs.exists(fpath):
+                    fs.rm(fpath, recursive=True)
+                _move_tree(fs, apath, fpath)  # put the old data back
             raise
         if had_old:
             fs.rm(apath, recursive=True)
