@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from operator_harness import Cluster, scoringjob, wait_for
 
 RESULT = {"rowsIn": 1000, "rowsOut": 990, "rowsQuarantined": 10, "seconds": 4.0, "rowsPerSecond": 250.0,
@@ -92,23 +93,18 @@ def test_active_deadline_fails_and_removes_pods(k8s: Cluster):
     wait_for("driver pods removed", lambda: not k8s.driver_pods("late"))
 
 
-def test_startup_timeout_image_pull(k8s: Cluster):
-    k8s.create(scoringjob("nopull", startupTimeoutSeconds=2, backoffLimit=0))
-    k8s.wait_pod("nopull")
-    k8s.wait_pull_pod("nopull-driver-1")
-    st = k8s.wait_phase("nopull", "Failed", timeout=15)
+@pytest.mark.parametrize("name,stuck,reason,detail", [
+    ("nopull", "wait_pull_pod", "ImagePullBackOff", "Back-off pulling image"),
+    ("nofit", "unschedulable_pod", "Unschedulable", "Insufficient nvidia.com/gpu"),
+])
+def test_startup_timeout_fails_with_the_pods_reason(k8s: Cluster, name, stuck, reason, detail):
+    k8s.create(scoringjob(name, startupTimeoutSeconds=2, backoffLimit=0))
+    k8s.wait_pod(name)
+    getattr(k8s, stuck)(f"{name}-driver-1")  # the kubelet (or scheduler) reports why the pod cannot start
+    st = k8s.wait_phase(name, "Failed", timeout=15)
     cond = {c["type"]: c for c in st["conditions"]}["Failed"]
-    assert cond["reason"] == "ImagePullBackOff" and "startupTimeoutSeconds (2s)" in cond["message"]
-    wait_for("the stuck pod removed", lambda: not k8s.driver_pods("nopull"))
-
-
-def test_startup_timeout_unschedulable(k8s: Cluster):
-    k8s.create(scoringjob("nofit", startupTimeoutSeconds=2, backoffLimit=0))
-    k8s.wait_pod("nofit")
-    k8s.unschedulable_pod("nofit-driver-1")
-    st = k8s.wait_phase("nofit", "Failed", timeout=15)
-    cond = {c["type"]: c for c in st["conditions"]}["Failed"]
-    assert cond["reason"] == "Unschedulable" and "Insufficient nvidia.com/gpu" in cond["message"]
+    assert cond["reason"] == reason and "startupTimeoutSeconds (2s)" in cond["message"] and detail in cond["message"]
+    wait_for("the stuck pod removed", lambda: not k8s.driver_pods(name))
 
 
 def test_ttl_deletes_the_finished_job_and_everything_it_owns(k8s: Cluster):

@@ -8,6 +8,7 @@ controller's reconcile) owns the status. Both watches list before they watch, wh
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -90,13 +91,22 @@ def reconcile_queue(memo: kopf.Memo, **_: Any) -> int:
     return memo.controller.depth()
 
 
-def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standalone: bool) -> None:
-    """`tfscore operator`: configure from the environment (fail fast on bad values) and run kopf until signalled."""
+def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standalone: bool,
+                 priority: int | None = None) -> None:
+    """`tfscore operator`: configure from the environment (fail fast on bad values) and run kopf until signalled.
+
+    With peering (replicas > 1), kopf pauses every operator that sees a live peer of a higher priority, and all of them
+    when priorities tie; so each replica draws a random priority: one leads, the others stand by and take over when its
+    peering record expires.
+    """
     config = OperatorConfig.from_env()
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per watch event
+    if priority is None and not standalone:
+        priority = random.SystemRandom().randint(1, 2**31 - 1)
     kopf.run(
         standalone=standalone,
+        priority=priority,
         namespaces=namespaces,
         clusterwide=not namespaces,
         liveness_endpoint=liveness or None,
