@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # variables are used by the scripts that source this file
 # Shared settings for the single-node cluster harness (sourced by build.sh, up.sh, down.sh, env.sh).
 # Everything binary or generated lives under $TFSCORE_CACHE, never in the repo.
 

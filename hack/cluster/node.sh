@@ -180,6 +180,7 @@ YAML
 
 node_up() {
   local hip; hip=$(host_ip)
+  touch "$STATE/.node-level"   # host-wide changes (bridge, route, iptables) belong to this state dir from here on
   host_network_up
   build_images
   containerd_up
@@ -218,6 +219,9 @@ iptables_cleanup() {
 }
 
 node_down() {
+  # A control-plane-only state dir never touched the host network: leave the bridge and iptables of any other
+  # harness cluster on this machine alone.
+  [[ -f $STATE/.node-level ]] || return 0
   stop kube-proxy
   [[ -x $K8S_BIN/kube-proxy && -f $STATE/kube-proxy.yaml ]] && "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
   stop kubelet
@@ -238,5 +242,6 @@ node_down() {
   local m
   for m in $(awk -v s="$STATE/" 'index($2, s) == 1 {print $2}' /proc/self/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
   ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE" 2>/dev/null || true   # also drops the Service route
+  rm -f "$STATE/.node-level"
   return 0
 }

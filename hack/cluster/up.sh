@@ -18,7 +18,7 @@ t_start=$SECONDS
 
 bash "$HERE/build.sh" "$level" >&2
 [[ $level == node ]] && bash "$HERE/deps.sh" >&2
-command -v openssl >/dev/null || bash "$HERE/deps.sh" >&2
+command -v openssl >/dev/null && command -v curl >/dev/null || bash "$HERE/deps.sh" >&2
 
 mkdir -p "$STATE" "$LOGS" "$PIDS"
 exec 9>"$STATE/.up.lock"
