@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from tfscore.api import models
+from tfscore.api import models, properties
 from tfscore.api.models import ScoringJob
 from tfscore.operator import builders
 from tfscore.operator.config import OperatorConfig
@@ -63,38 +63,6 @@ def minimal() -> ScoringJob:
     return job_of({"model": {"uri": "/m"}, "input": {"uri": "/i"}, "output": {"uri": "/o"}})
 
 
-def parse_properties(text: str) -> dict[str, str]:
-    """A reader of the Java .properties subset render_properties writes (escapes undone)."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, i, escaped = [], 0, False
-        while i < len(line):
-            ch = line[i]
-            if escaped:
-                key.append({"n": "\n", "t": "\t", "r": "\r", "f": "\f"}.get(ch, ch))
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == "=":
-                break
-            else:
-                key.append(ch)
-            i += 1
-        value, escaped = [], False
-        for ch in line[i + 1:]:
-            if escaped:
-                value.append({"n": "\n", "t": "\t", "r": "\r", "f": "\f"}.get(ch, ch))
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            else:
-                value.append(ch)
-        out["".join(key)] = "".join(value)
-    return out
-
-
 def driver(job: ScoringJob, attempt: int = 1, **kw) -> dict:
     return builders.driver_pod(job, BODY, CONFIG, attempt, **kw)
 
@@ -110,7 +78,7 @@ def template(job: ScoringJob) -> dict:
 
 def props(job: ScoringJob, attempt: int = 1) -> dict[str, str]:
     cm = builders.config_map(job, BODY, CONFIG, attempt)
-    return parse_properties(cm["data"]["spark.properties"])
+    return properties.parse(cm["data"]["spark.properties"])
 
 
 # Where each spec field goes; a new field in the model without a line here fails test_every_field_has_a_destination.
@@ -297,11 +265,18 @@ def test_task_gpu_amount(gpu, cores, amount):
 
 def test_properties_escape_user_strings_and_round_trip():
     tricky = {"spark.a": "x=y:z # not a comment", "spark.b": " leading space", "spark.c": "multi\nline\\back",
-              "spark.key with=odd:chars": "ü ok", "spark.d": "!bang"}
-    text = builders.render_properties(tricky, header="hello\nworld")
+              "spark.key with=odd:chars": "ü ok", "spark.d": "!bang", "spark.e": "trailing  ", "spark.f": ""}
+    text = properties.render(tricky, header="hello\nworld")
     assert text.startswith("# hello\n# world\n")
     assert len([line for line in text.splitlines() if not line.startswith("#")]) == len(tricky)
-    assert parse_properties(text) == tricky
+    assert properties.parse(text) == tricky
+
+
+def test_properties_reader_follows_java_rules():
+    text = ("# comment\n! also a comment\n\n  spark.a = 1\nspark.b:2\nspark.c 3\n"
+            "spark.d=one \\\n    two\nspark.e=\\u00e9t\\u00e9\nspark.a=later wins\n")
+    assert properties.parse(text) == {"spark.a": "later wins", "spark.b": "2", "spark.c": "3", "spark.d": "one two",
+                                      "spark.e": "été"}
 
 
 def test_config_map(full):

@@ -111,12 +111,14 @@ class Controller:
             attempt = int(labels[builders.LABEL_ATTEMPT])
         except (KeyError, ValueError):
             return None
-        pods = self.pods[key]
         if event_type == "DELETED":
+            pods = self.pods.get(key, {})
             if (pods.get(attempt) or {}).get("metadata", {}).get("uid") == body["metadata"].get("uid"):
                 del pods[attempt]
-        elif _newer(body, pods.get(attempt)):
-            pods[attempt] = dict(body)
+            if not pods:
+                self.pods.pop(key, None)
+        elif _newer(body, self.pods[key].get(attempt)):
+            self.pods[key][attempt] = dict(body)
         return key
 
     # ---- queue
