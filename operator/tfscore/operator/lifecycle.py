@@ -33,6 +33,7 @@ from tfscore.operator.status import PodView, condition, observe_pod, set_conditi
 
 RUNNING, SUSPENDED, SUCCEEDED, FAILED = "Running", "Suspended", "Succeeded", "Failed"
 FINISHED = (Phase.succeeded.value, Phase.failed.value)
+QUIET_PENDING = ("PodPending", "ContainerCreating")  # the normal first seconds of a pod: nothing worth a status write
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +185,8 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
 
     if view.state == "pending":
         st.phase = Phase.pending.value
-        st.message = f"driver pod {st.driver_pod}: {view.reason}" + (f": {view.message}" if view.message else "")
+        if view.reason not in QUIET_PENDING:  # say why it waits (not a status write per pod event while it is born)
+            st.message = f"driver pod {st.driver_pod}: {view.reason}" + (f": {view.message}" if view.message else "")
         d.wake_at(startup_deadline, now)
     elif view.state == "running":
         if _phase(st) != RUNNING:
