@@ -111,6 +111,8 @@ class PartWriter:
         self.writer = None
         self.rows = 0
 
+    ROW_GROUP_BYTES = 64 << 20  # buffered batches become one row group (not one tiny row group per batch)
+
     def write(self, batch: pa.RecordBatch) -> None:
         if self.writer is None:
             import pyarrow.parquet as pq
@@ -119,13 +121,25 @@ class PartWriter:
             fs.makedirs(os.path.dirname(path), exist_ok=True)
             self._fh = fs.open(path, "wb")
             self.writer = pq.ParquetWriter(self._fh, batch.schema, compression=self.compression)
-        self.writer.write_batch(batch)
+            self._pending: list[pa.RecordBatch] = []
+            self._pending_bytes = 0
+        self._pending.append(batch)
+        self._pending_bytes += batch.nbytes
         self.rows += batch.num_rows
+        if self._pending_bytes >= self.ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending)
+            self.writer.write_table(table, row_group_size=table.num_rows)
+            self._pending, self._pending_bytes = [], 0
 
     def close(self) -> str | None:
         """Finish the file; its path, or None when nothing was written. Idempotent."""
         if self.writer is None:
             return None
+        self._flush()
         writer, self.writer = self.writer, None
         writer.close()
         self._fh.close()
