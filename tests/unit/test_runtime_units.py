@@ -202,3 +202,26 @@ spec: {model: {uri: /m}, input: {uri: /in}, output: {uri: /out}, onInvalidRow: q
 """)
     with pytest.raises(ManifestError, match="quarantineUri is required when onInvalidRow is quarantine"):
         load(p)
+
+
+def test_in_pod_overrides_use_ips():
+    from tfscore.runtime.session import in_pod_overrides
+
+    conf = {"spark.master": "k8s://https://kubernetes.default.svc:443", "spark.driver.host": "j-driver.ns.svc"}
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "POD_IP": "10.244.0.7"}
+    assert in_pod_overrides(conf, env) == {"spark.master": "k8s://https://10.96.0.1:443",
+                                           "spark.driver.host": "10.244.0.7"}
+    assert in_pod_overrides({"spark.master": "local[2]"}, env) == {}
+    assert in_pod_overrides(conf, {"KUBERNETES_SERVICE_HOST": "fd00::1"})["spark.master"] == "k8s://https://[fd00::1]:443"
+
+
+def test_read_properties_round_trip(tmp_path):
+    from tfscore.api import properties
+    from tfscore.runtime.session import read_properties
+
+    props = {"spark.app.name": "a b=c", "spark.x": "line1\nline2"}
+    path = tmp_path / "spark.properties"
+    path.write_text(properties.render(props, header="by the operator"))
+    assert read_properties(str(path)) == props
+    with pytest.raises(TfscoreError, match="--spark-properties: cannot read"):
+        read_properties(str(tmp_path / "missing"))

@@ -6,27 +6,33 @@ import os
 import sys
 from pathlib import Path
 
+from tfscore.api import properties
 from tfscore.runtime.errors import TfscoreError
 
 
 def read_properties(path: str | None) -> dict[str, str]:
-    """A Java-style `key=value` properties file (the operator's spark.properties); '#' comments, blank lines ignored."""
+    """The operator's spark.properties (java.util.Properties rules, shared with the writer in tfscore.api.properties)."""
     if not path:
         return {}
-    conf: dict[str, str] = {}
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise TfscoreError(f"--spark-properties: cannot read {path}: {exc}") from exc
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith(("#", "!")):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise TfscoreError(f"--spark-properties: {path}:{n}: expected key=value, got {line!r}")
-        conf[key.strip()] = value.strip()
-    return conf
+        raise TfscoreError(f"--spark-properties: cannot read {path}: {exc.strerror or exc}") from exc
+    return properties.parse(text)
+
+
+def in_pod_overrides(conf: dict[str, str], env: dict[str, str]) -> dict[str, str]:
+    """Inside a driver pod, reach the API server and be reached by executors by IP, so a cluster without (or with a
+    slow) DNS still works: the API server from KUBERNETES_SERVICE_HOST/PORT, the driver by its pod IP."""
+    out: dict[str, str] = {}
+    master = conf.get("spark.master", "")
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+    if master.startswith("k8s://") and host:
+        ip = f"[{host}]" if ":" in host else host
+        out["spark.master"] = f"k8s://https://{ip}:{port}"
+    if master.startswith("k8s://") and env.get("POD_IP"):
+        out["spark.driver.host"] = env["POD_IP"]
+    return out
 
 
 def runtime_defaults(spec, master: str) -> dict[str, str]:
@@ -54,7 +60,9 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
 
 
 def build_session(spec, master: str | None, properties: dict[str, str]):
-    """Create (or reuse) the SparkSession. Precedence: runtime defaults < operator properties < spec.sparkConf."""
+    """Create (or reuse) the SparkSession.
+
+    Precedence: runtime defaults < operator properties < in-pod addresses (by IP) < spec.sparkConf."""
     master = master or properties.get("spark.master") or "local[*]"
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -62,8 +70,9 @@ def build_session(spec, master: str | None, properties: dict[str, str]):
 
     conf = runtime_defaults(spec, master)
     conf.update(properties)
-    conf.update(spec.spark_conf)
     conf["spark.master"] = master
+    conf.update(in_pod_overrides(conf, dict(os.environ)))
+    conf.update(spec.spark_conf)
     builder = SparkSession.builder
     for k, v in conf.items():
         builder = builder.config(k, v)
