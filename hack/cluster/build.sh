@@ -35,6 +35,7 @@ command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
 mkdir -p "$K8S_BIN" "$K8S_SRC" "$GOMODCACHE" "$GOCACHE"
 exec 9>"$K8S_HOME/.build.lock"
 flock 9
+rm -rf "$K8S_HOME"/out.*   # left by an interrupted build
 
 k8s_minor=$(echo "$K8S_VERSION" | cut -d. -f2)
 k8s_patch=$(echo "$K8S_VERSION" | cut -d. -f3)

@@ -178,6 +178,13 @@ YAML
   start kube-proxy "$K8S_BIN/kube-proxy" --config "$STATE/kube-proxy.yaml" --v=1
 }
 
+node_ready_since() { # ISO time: Ready=True with lastHeartbeatTime >= it
+  local r
+  r=$(kubectl_ get node "$NODE_NAME" \
+    -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status} {.lastHeartbeatTime}{end}' 2>/dev/null) || return 1
+  [[ ${r%% *} == True && ! ${r#* } < $1 ]]
+}
+
 node_up() {
   local hip; hip=$(host_ip)
   touch "$STATE/.node-level"   # host-wide changes (bridge, route, iptables) belong to this state dir from here on
@@ -189,14 +196,18 @@ node_up() {
   start kube-scheduler "$K8S_BIN/kube-scheduler" --kubeconfig "$STATE/scheduler.kubeconfig" \
     --authentication-kubeconfig "$STATE/scheduler.kubeconfig" --authorization-kubeconfig "$STATE/scheduler.kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false --v=1
+  local kubelet_since=1970-01-01T00:00:00Z
+  running kubelet || kubelet_since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   kubelet_up "$hip"
   kube_proxy_up
   wait_for "kube-scheduler /healthz" 60 curl -skf --max-time 1 "https://127.0.0.1:$SCHEDULER_PORT/healthz" \
     || { alive_or_die kube-scheduler; die "kube-scheduler not healthy"; }
   wait_for "kube-proxy /healthz" 60 curl -sf --max-time 1 "http://127.0.0.1:$PROXY_HEALTHZ_PORT/healthz" \
     || { alive_or_die kube-proxy; die "kube-proxy not healthy"; }
-  wait_for "node $NODE_NAME Ready" 120 bash -c "[[ \$('$K8S_BIN/kubectl' --kubeconfig '$KUBECONFIG_FILE' get node '$NODE_NAME' \
-    -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}') == True ]]" \
+  wait_for "kubelet /healthz" 60 curl -sf --max-time 1 "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz" \
+    || { alive_or_die kubelet; die "kubelet not healthy"; }
+  # Ready with a heartbeat from this kubelet (a stale Ready from before a restart does not count).
+  wait_for "node $NODE_NAME Ready" 120 node_ready_since "$kubelet_since" \
     || { alive_or_die kubelet; die "node $NODE_NAME not Ready (log: $LOGS/kubelet.log)"; }
   # Pods may use the default ServiceAccount token right away.
   wait_for "kubernetes Service endpoints" 30 kubectl_ get endpointslices -n default -l kubernetes.io/service-name=kubernetes \
