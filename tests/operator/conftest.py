@@ -82,9 +82,11 @@ def operator(kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 def namespace(core: Any, operator: Operator) -> Iterator[str]:
-    """A fresh namespace with the driver ServiceAccount (the chart creates it in real installs)."""
+    """A fresh namespace with the driver ServiceAccount (the chart creates it in real installs), enforcing Pod Security
+    "restricted": the API server's own PodSecurity admission refuses any driver pod that does not meet it."""
     name = f"t-{uuid.uuid4().hex[:8]}"
-    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespace({"metadata": {"name": name, "labels": {
+        "pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}}})
     core.create_namespaced_service_account(name, {"metadata": {"name": "tfscore-driver"}})
     try:
         yield name

@@ -172,3 +172,22 @@ def test_delete_removes_everything(k8s: Cluster):
         return left
 
     wait_for("garbage collection of every child", lambda: not children_left(), timeout=30)
+
+
+def test_pods_pass_pod_security_restricted_admission(k8s: Cluster):
+    """The namespace enforces "restricted": the driver pod exists only because the API server admitted it; the executor
+    pod template (Spark creates executors from it) is submitted as a pod with a server-side dry run, GPU variant too."""
+    import yaml
+
+    k8s.create(scoringjob("psa", executor={"gpu": 1}, tolerations=[{"key": "pool", "operator": "Exists"}],
+                          volumes=[{"name": "data", "emptyDir": {}}],
+                          volumeMounts=[{"name": "data", "mountPath": "/data"}]))
+    k8s.wait_pod("psa")
+    cm = k8s.core.read_namespaced_config_map("psa-spec", k8s.ns)
+    template = yaml.safe_load(cm.data["executor-pod-template.yaml"])
+    template["metadata"]["name"] = "psa-exec-dry-run"
+    k8s.core.create_namespaced_pod(k8s.ns, template, dry_run="All")
+    bad = {**template, "spec": {**template["spec"], "securityContext": {}}}
+    bad["spec"]["containers"] = [{**template["spec"]["containers"][0], "securityContext": {}}]
+    with pytest.raises(Exception, match="restricted"):
+        k8s.core.create_namespaced_pod(k8s.ns, bad, dry_run="All")
