@@ -9,8 +9,8 @@ Targets (issue 3): >= 1,000 jobs/min admitted, p99 admission latency < 2 s.
 Latency starts before the create request is sent (an upper bound: it includes the create call itself). The API server's
 own view (pod creationTimestamp - job creationTimestamp) is reported too, at its 1-second resolution.
 
-Cluster: $KUBECONFIG, else the operator tier's own control plane (tests/operator/harness.py: hack/cluster/up.sh
-control-plane in its own state dir and ports), stopped again at the end. Writes bench/admission.json.
+Cluster: $TFSCORE_OPERATOR_KUBECONFIG, else the operator tier's own control plane (tests/operator/operator_harness.py:
+hack/cluster/up.sh control-plane in its own state dir and ports), stopped again at the end. Writes bench/admission.json.
 """
 
 from __future__ import annotations

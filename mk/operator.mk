@@ -1,5 +1,6 @@
 # Operator tier (issue 3): the kopf operator against a real kube-apiserver + etcd + kube-controller-manager.
-# The tier starts its own control plane from hack/cluster (own state dir and ports) unless $KUBECONFIG is set; it
+# The tier starts its own control plane from hack/cluster (own state dir and ports) unless
+# $TFSCORE_OPERATOR_KUBECONFIG names one (plain $KUBECONFIG is ignored on purpose); it
 # skips with the reason when the binaries are missing, except under CI=true, where it builds them or fails.
 TEST_TIERS += operator
 

@@ -2,11 +2,12 @@
 + kube-controller-manager (garbage collector) from hack/cluster. There is no kubelet: tests play its part by writing pod
 status through the API (pods/status), exactly as a kubelet would.
 
-Cluster: $KUBECONFIG when set (any real cluster; nothing is started or stopped). Otherwise the tier starts its own
-control plane from the cache with `hack/cluster/up.sh control-plane`, in its own state directory and on its own ports
-(so it never touches a harness cluster someone else is using), and stops exactly the processes it started (by the pid
-files up.sh wrote) at the end. Binaries missing: skip with the reason, except under CI=true, where the fixture builds
-them (`hack/cluster/build.sh control-plane`) and fails loudly if that is impossible.
+Cluster: $TFSCORE_OPERATOR_KUBECONFIG when set (a disposable control plane without kubelets; nothing is started or
+stopped; plain $KUBECONFIG is ignored so a shell pointing at a real cluster never gets test objects). Otherwise the tier
+starts its own control plane from the cache with `hack/cluster/up.sh control-plane`, in its own state directory and on
+its own ports (so it never touches a harness cluster someone else is using), from an empty etcd, and stops it with
+`hack/cluster/down.sh` on that state directory at the end. Binaries missing: skip with the reason, except under CI=true,
+where the fixture builds them (`hack/cluster/build.sh control-plane`) and fails loudly if that is impossible.
 """
 
 from __future__ import annotations

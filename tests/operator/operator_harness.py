@@ -1,6 +1,8 @@
 """A control plane and a running operator for the operator tier and bench/admission.py (no pytest in here).
 
-Control plane: $KUBECONFIG when set (used as is). Otherwise `hack/cluster/up.sh control-plane` in this tier's own state
+Control plane: $TFSCORE_OPERATOR_KUBECONFIG when set (used as is; it must be a cluster without kubelets, since the tests
+play the kubelet, and a disposable one). Plain $KUBECONFIG is deliberately ignored: a developer's shell pointing at a
+real cluster must not get test namespaces. Otherwise `hack/cluster/up.sh control-plane` in this tier's own state
 directory and on its own ports (the harness defaults + 100), so a harness cluster someone else runs on this machine is
 never touched (hack/cluster/README.md: any number of control-plane-only clusters may run beside the node-level one);
 `stop` is hack/cluster/down.sh on that same state directory. Each start wipes this tier's etcd data (certs are kept),
@@ -32,6 +34,7 @@ CP_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 PORTS = {"TFSCORE_ETCD_PORT": 36479, "TFSCORE_ETCD_PEER_PORT": 36480, "TFSCORE_APISERVER_PORT": 36543,
          "TFSCORE_KCM_PORT": 36357, "TFSCORE_SCHEDULER_PORT": 36359, "TFSCORE_KUBELET_PORT": 36350,
          "TFSCORE_KUBELET_HEALTHZ_PORT": 36348, "TFSCORE_PROXY_HEALTHZ_PORT": 36356, "TFSCORE_PROXY_METRICS_PORT": 36349}
+KUBECONFIG_VAR = "TFSCORE_OPERATOR_KUBECONFIG"
 FAKE_IMAGE = "localhost/tfscore/runtime@sha256:" + "0" * 64
 
 
@@ -76,7 +79,7 @@ def tier_env() -> dict[str, str]:
 
 
 class ControlPlane:
-    """Start (or reuse $KUBECONFIG) and stop the tier's control plane."""
+    """Start (or reuse $TFSCORE_OPERATOR_KUBECONFIG) and stop the tier's control plane."""
 
     def __init__(self, build: bool = False) -> None:
         self.build = build
@@ -84,8 +87,8 @@ class ControlPlane:
         self.kubeconfig = ""
 
     def start(self) -> str:
-        if os.environ.get("KUBECONFIG"):
-            self.kubeconfig = os.environ["KUBECONFIG"]
+        if os.environ.get(KUBECONFIG_VAR):
+            self.kubeconfig = os.environ[KUBECONFIG_VAR]
             return self.kubeconfig
         if not (CLUSTER / "up.sh").exists():
             raise Unavailable("hack/cluster/up.sh is missing (cluster harness not present)")
@@ -109,7 +112,7 @@ class ControlPlane:
         return self.kubeconfig
 
     def pids(self) -> dict[str, int]:
-        """The control-plane processes this object started (none when $KUBECONFIG was used)."""
+        """The control-plane processes this object started (none when $TFSCORE_OPERATOR_KUBECONFIG was used)."""
         if self.state is None:
             return {}
         found = {}
