@@ -31,6 +31,30 @@ def crd() -> None:
     sys.stdout.write(render_yaml())
 
 
+@app.command()
+def doctor(
+    write_manifest: str = typer.Option(None, "--write-manifest", help="When every check passes, write this "
+                                       "environment's manifest here (image builds: /opt/tfscore/image-manifest.json)."),
+    check_manifest: str = typer.Option(None, "--check-manifest", help="Also fail when this environment differs from "
+                                       "the image manifest at PATH."),
+    gpus: int = typer.Option(0, "--gpus", min=0, help="GPUs this process must see (0: no GPU check)."),
+    output_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Check glibc, CPU features, TensorFlow, Java, Spark, Python and GPUs against what tfscore needs."""
+    import json
+
+    from tfscore.runtime import doctor as checks
+
+    report = checks.run(gpus=gpus, manifest=check_manifest)
+    sys.stdout.write(json.dumps(report.to_wire(), indent=2) + "\n" if output_json else report.render())
+    if not report.ok:
+        _fail(report.failure(), code=1)
+    if write_manifest:
+        checks.write_manifest(write_manifest, checks.labelled(report.manifest))
+        if not output_json:
+            sys.stdout.write(f"manifest written to {write_manifest}\n")
+
+
 @app.command("operator")
 def operator_(
     namespace: list[str] = typer.Option([], "--namespace", "-n", help="Namespaces to watch (default: all)."),
