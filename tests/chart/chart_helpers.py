@@ -119,7 +119,9 @@ class Kubectl:
         return proc
 
     def can_i(self, verb: str, resource: str, sa: str, namespace: str | None = None) -> bool:
+        resource, _, sub = resource.partition("/")  # "pods/exec": a subresource, not a pod named exec
         args = ["auth", "can-i", verb, resource, f"--as=system:serviceaccount:{sa}"]
+        args += [f"--subresource={sub}"] if sub else []
         args += ["-n", namespace] if namespace else []
         return self(*args, check=False).stdout.strip() == "yes"
 

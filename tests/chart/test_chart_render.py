@@ -154,7 +154,7 @@ def test_operator_env_is_what_the_operator_reads(helm: Helm) -> None:
     config = OperatorConfig.from_env({k: v for k, v in env.items() if isinstance(v, str)})
     assert (config.driver_service_account, config.run_as_user, config.workers) == ("spark-driver", 2000, 4)
     assert (config.backoff_base_seconds, config.backoff_max_seconds) == (5.0, 120.5)
-    assert env["HTTPS_PROXY"] == "http://proxy.example.com:3128"  # operator.extraEnv
+    assert env["TZ"] == "UTC"  # operator.extraEnv
 
 
 def test_integer_values_render_as_integers(helm: Helm) -> None:

@@ -1,0 +1,274 @@
+"""The chart against the real kube-apiserver: server-side dry run of every rendered object, Pod Security "restricted"
+admission of the operator pods, RBAC as the chart's own ServiceAccounts (kubectl auth can-i and real API calls), and
+the real operator running with exactly the chart's arguments, environment and ServiceAccount."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart_helpers import VALUES_ALL, Helm, Kubectl, harness, one, operator_container, pod_from
+
+RELEASE_NS = {"default": "tfs-chart-default", "all": "tfs-chart-all"}
+JOB_NS = {"default": ["tfs-chart-default"], "all": ["tfs-jobs-a", "tfs-jobs-b"]}
+VALUES = {"default": [], "all": [VALUES_ALL]}
+
+
+# ---------------------------------------------------------------- server-side dry run
+
+
+@pytest.mark.parametrize("variant", ["default", "all-options", "all-options-cluster-wide"])
+def test_server_side_dry_run(helm: Helm, kubectl: Kubectl, crds: None, servicemonitor_crd: None, namespaces: Any,
+                             variant: str) -> None:
+    """Every rendered object is accepted by the API server (strict field validation, CRD schemas, admission), and the
+    Pod Security "restricted" warn mode of the namespaces finds nothing in the Deployment's pod template."""
+    release_ns = namespaces("tfs-chart-dry")
+    for ns in JOB_NS["all"]:
+        namespaces(ns)
+    files = [] if variant == "default" else [VALUES_ALL]
+    values = {"clusterWide": True} if variant.endswith("cluster-wide") else None
+    manifest = helm.template_text(values, files=files, release="dry", namespace=release_ns).stdout
+    out = kubectl("apply", "--dry-run=server", "--validate=strict", "-f", "-", input=manifest)
+    applied = [line for line in out.stdout.splitlines() if line.endswith("(server dry run)")]
+    assert len(applied) == len([d for d in yaml.safe_load_all(manifest) if d])
+    assert "Warning" not in out.stderr, out.stderr
+
+
+# ---------------------------------------------------------------- a real install
+
+
+class Release:
+    def __init__(self, variant: str, docs: list[dict[str, Any]]) -> None:
+        self.variant, self.docs = variant, docs
+        self.namespace = RELEASE_NS[variant]
+        self.job_namespaces = JOB_NS[variant]
+        deployment = one(docs, "Deployment")
+        self.deployment = deployment
+        self.operator_sa = f"{self.namespace}:{deployment['spec']['template']['spec']['serviceAccountName']}"
+        self.driver_sa_name = one(docs, "RoleBinding", "-driver", self.job_namespaces[0])["subjects"][0]["name"]
+
+
+@pytest.fixture(scope="module", params=["default", "all"])
+def release(request: pytest.FixtureRequest, helm: Helm, kubectl: Kubectl, kubeconfig: str, crds: None,
+            servicemonitor_crd: None, namespaces: Any) -> Release:
+    variant = request.param
+    for ns in {RELEASE_NS[variant], *JOB_NS[variant]}:
+        namespaces(ns)
+    helm.install(variant, RELEASE_NS[variant], kubeconfig, files=VALUES[variant])
+    docs = helm.template(files=VALUES[variant], release=variant, namespace=RELEASE_NS[variant])
+    return Release(variant, docs)
+
+
+def test_pod_security_restricted_admits_the_operator_pods(release: Release, kubectl: Kubectl) -> None:
+    """The ReplicaSet controller's real pod creates pass the namespace's enforce=restricted admission; a pod breaking
+    one rule is refused there (so the check is live)."""
+    ns, replicas = release.namespace, release.deployment["spec"]["replicas"]
+    selector = ",".join(f"{k}={v}" for k, v in release.deployment["spec"]["selector"]["matchLabels"].items())
+
+    def created() -> list[str]:
+        return kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "name").stdout.split()
+
+    pods = harness.wait_for(f"{replicas} operator pods in {ns}", lambda: len(created()) == replicas and created())
+    assert len(pods) == replicas
+    events = json.loads(kubectl("-n", ns, "get", "events", "-o", "json").stdout)["items"]
+    assert not [e["message"] for e in events if e["reason"] == "FailedCreate"]
+
+    pod = pod_from(release.deployment, "psa-probe")
+    kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod))
+    pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    refused = kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(pod), check=False)
+    assert refused.returncode != 0 and 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
+
+
+def test_operator_service_account_may_do_its_job_and_no_more(release: Release, kubectl: Kubectl) -> None:
+    sa = release.operator_sa
+    for ns in release.job_namespaces:
+        for verb, resource in [("watch", "scoringjobs.tfscore.io"), ("patch", "scoringjobs.tfscore.io/status"),
+                               ("delete", "scoringjobs.tfscore.io"), ("create", "pods"), ("delete", "pods"),
+                               ("watch", "pods"), ("create", "configmaps"), ("patch", "configmaps"),
+                               ("create", "services"), ("create", "events")]:
+            assert kubectl.can_i(verb, resource, sa, ns), f"{sa} cannot {verb} {resource} in {ns}"
+        for verb, resource in [("get", "secrets"), ("create", "scoringjobs.tfscore.io"), ("create", "roles"),
+                               ("create", "serviceaccounts/token"), ("create", "pods/exec")]:
+            assert not kubectl.can_i(verb, resource, sa, ns), f"{sa} may {verb} {resource} in {ns}"
+        peering = kubectl.can_i("patch", "kopfpeerings.kopf.dev", sa, ns)
+        assert peering == (release.deployment["spec"]["replicas"] > 1)
+    assert kubectl.can_i("list", "namespaces", sa) and kubectl.can_i("watch", "customresourcedefinitions", sa)
+    for verb, resource in [("create", "namespaces"), ("create", "customresourcedefinitions"), ("list", "pods"),
+                           ("list", "secrets"), ("get", "nodes")]:
+        assert not kubectl.can_i(verb, resource, sa), f"{sa} may {verb} {resource} cluster-wide"
+    assert not kubectl.can_i("create", "pods", sa, "default")  # outside its namespaces
+
+
+def test_driver_service_account_does_what_spark_does(release: Release, kubectl: Kubectl, tmp_path: Path) -> None:
+    """As the driver's ServiceAccount token: what Spark's driver (fabric8 client) calls in client mode, then what it
+    must not be able to do."""
+    from kubernetes import client, watch
+    from kubernetes.client.exceptions import ApiException
+
+    ns = release.job_namespaces[0]
+    kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(restricted_pod("drv", ns, {"spark-role": "driver"})))
+    as_driver = harness.api_client(kubectl.token_kubeconfig(f"{ns}:{release.driver_sa_name}", tmp_path / "kc"))
+    core = client.CoreV1Api(as_driver)
+    app = {"spark-app-selector": f"spark-{uuid.uuid4().hex[:8]}", "spark-role": "executor"}
+    selector = ",".join(f"{k}={v}" for k, v in app.items())
+
+    core.create_namespaced_config_map(ns, {"metadata": {"name": f"{app['spark-app-selector']}-conf", "labels": app},
+                                           "data": {"spark.properties": ""}})
+    for i in (1, 2):
+        core.create_namespaced_pod(ns, restricted_pod(f"{app['spark-app-selector']}-exec-{i}", ns, app))
+    core.create_namespaced_persistent_volume_claim(ns, {
+        "metadata": {"name": f"{app['spark-app-selector']}-pvc", "labels": app},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+    core.create_namespaced_service(ns, {"metadata": {"name": f"{app['spark-app-selector']}-svc", "labels": app},
+                                        "spec": {"clusterIP": "None", "ports": [{"port": 7078}], "selector": app}})
+    assert len(core.list_namespaced_pod(ns, label_selector=selector).items) == 2
+    events = list(watch.Watch().stream(core.list_namespaced_pod, ns, label_selector=selector, timeout_seconds=1))
+    assert {e["object"].metadata.name for e in events} == {f"{app['spark-app-selector']}-exec-{i}" for i in (1, 2)}
+    core.read_namespaced_pod("drv", ns)
+    core.patch_namespaced_pod("drv", ns, {"metadata": {"annotations": {"tfscore.io/progress": '{"rowsScored": 1}'}}})
+    core.delete_namespaced_service(f"{app['spark-app-selector']}-svc", ns)
+    core.delete_collection_namespaced_pod(ns, label_selector=selector, grace_period_seconds=0)
+    core.delete_collection_namespaced_config_map(ns, label_selector=selector)
+    core.delete_collection_namespaced_persistent_volume_claim(ns, label_selector=selector)
+
+    forbidden = [
+        ("read secrets", lambda: core.list_namespaced_secret(ns)),
+        ("pods in another namespace", lambda: core.list_namespaced_pod("default")),
+        ("pods cluster-wide", lambda: core.list_pod_for_all_namespaces()),
+        ("ScoringJobs", lambda: client.CustomObjectsApi(as_driver).list_namespaced_custom_object(
+            "tfscore.io", "v1alpha1", ns, "scoringjobs")),
+        ("pods/exec", lambda: core.connect_post_namespaced_pod_exec("drv", ns, command=["true"])),
+        ("ServiceAccount tokens", lambda: core.create_namespaced_service_account_token(
+            release.driver_sa_name, ns, {"spec": {"audiences": ["x"]}})),
+    ]
+    for what, call in forbidden:
+        with pytest.raises(ApiException) as err:
+            call()
+        assert err.value.status == 403, f"{what}: {err.value.status} {err.value.reason}"
+
+
+def restricted_pod(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A pod shaped like the operator's driver/executor pods (restricted: it must pass the namespace's admission)."""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"automountServiceAccountToken": False, "restartPolicy": "Never",
+                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
+                                         "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "c", "image": harness.FAKE_IMAGE, "securityContext": {
+                         "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                         "capabilities": {"drop": ["ALL"]}}}]}}
+
+
+# ---------------------------------------------------------------- the real operator, as the chart runs it
+
+
+class ChartOperator(harness.Operator):
+    """`tfscore operator` with the rendered Deployment's arguments and environment, authenticated as the chart's
+    operator ServiceAccount. Only the two listen ports are local (several run side by side on this host)."""
+
+    def __init__(self, release: Release, kubeconfig: str, log_dir: Path, pod_name: str) -> None:
+        super().__init__(kubeconfig, log_dir)
+        self.container = operator_container(release.docs)
+        self.pod_name = pod_name
+
+    def start(self) -> None:
+        self.starts += 1
+        self.metrics_port, self.health_port = harness.free_port(), harness.free_port()
+        args = [a for a in self.container["args"] if not a.startswith(("--liveness=", "--metrics-port="))]
+        args += [f"--liveness=http://127.0.0.1:{self.health_port}/healthz", f"--metrics-port={self.metrics_port}"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TFSCORE_", "KUBECONFIG", "POD_"))}
+        for entry in self.container["env"]:
+            if "value" in entry:
+                env[entry["name"]] = entry["value"]
+            elif entry["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.name":
+                env[entry["name"]] = self.pod_name
+        env.update(KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1")
+        self.log = self.log_dir / f"{self.pod_name}-{self.starts}.log"
+        tfscore = Path(sys.executable).parent / "tfscore"
+        self.proc = subprocess.Popen([str(tfscore), *self.container["command"][1:], *args], env=env,
+                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        harness.wait_for(f"{self.pod_name}'s liveness endpoint", self.healthy, timeout=30)
+
+
+@pytest.fixture
+def run_operator(release: Release, kubectl: Kubectl, tmp_path: Path) -> Any:
+    started: list[ChartOperator] = []
+    kubeconfig = kubectl.token_kubeconfig(release.operator_sa, tmp_path / "operator.kubeconfig")
+
+    def run(pod_name: str) -> ChartOperator:
+        op = ChartOperator(release, kubeconfig, tmp_path, pod_name)
+        started.append(op)
+        op.start()
+        return op
+
+    yield run
+    for op in started:
+        op.stop()
+
+
+def problems(op: ChartOperator) -> list[str]:
+    words = ("Forbidden", "forbidden", " 403", "Not enough permissions", "Traceback")
+    return [line for line in op.log.read_text().splitlines() if any(w in line for w in words)]
+
+
+def submit(kubectl: Kubectl, namespace: str) -> str:
+    name = f"sj-{uuid.uuid4().hex[:6]}"
+    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(harness.scoringjob(name)))
+    return name
+
+
+def test_operator_runs_on_the_charts_rbac(release: Release, kubectl: Kubectl, run_operator: Any) -> None:
+    """One operator (the chart's args + env + ServiceAccount) turns a ScoringJob into its ConfigMap, Service and a
+    driver pod running as the chart's driver ServiceAccount, admitted by Pod Security "restricted"; no 403 anywhere."""
+    op = run_operator(f"{release.variant}-operator-0")
+    for ns in release.job_namespaces:
+        name = submit(kubectl, ns)
+        pod = harness.wait_for(f"driver pod of {ns}/{name}", lambda ns=ns, name=name: json.loads(kubectl(
+            "-n", ns, "get", "pod", f"{name}-driver-1", "-o", "json", check=False).stdout or "null"))
+        assert pod["spec"]["serviceAccountName"] == release.driver_sa_name
+        env = {e["name"]: e.get("value") for e in operator_container(release.docs)["env"]}
+        assert pod["spec"]["containers"][0]["image"] == env["TFSCORE_RUNTIME_IMAGE"]
+        kubectl("-n", ns, "get", f"configmap/{name}-spec", f"service/{name}-driver")
+        harness.wait_for(f"{name} status", lambda ns=ns, name=name: json.loads(kubectl(
+            "-n", ns, "get", "scoringjob", name, "-o", "json").stdout).get("status", {}).get("phase"))
+    assert not problems(op), "\n".join(problems(op))
+
+
+def peers(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    return json.loads(kubectl("-n", namespace, "get", "kopfpeering", "default", "-o", "json").stdout).get("status") or {}
+
+
+def driver_pod_of(kubectl: Kubectl, namespace: str, name: str) -> bool:
+    return kubectl("-n", namespace, "get", "pod", f"{name}-driver-1", check=False).returncode == 0
+
+
+@pytest.mark.parametrize("release", ["all"], indirect=True)  # the release with replicas: 2
+def test_replicas_one_leads_and_a_standby_takes_over(release: Release, kubectl: Kubectl, run_operator: Any) -> None:
+    """replicas > 1 as rendered (no --standalone): the operators meet in the chart's KopfPeering objects with the
+    chart's RBAC; the highest priority serves, the other pauses in its favour, and takes over when the leader stops."""
+    assert release.deployment["spec"]["replicas"] == 2 and "--standalone" not in operator_container(release.docs)["args"]
+    ops = {op.pod_name: op for op in (run_operator(f"{release.variant}-operator-{i}") for i in (1, 2))}
+    ns = release.job_namespaces[0]
+    status = harness.wait_for(f"both operators in KopfPeering {ns}/default",
+                              lambda: set(ops) <= set(peers(kubectl, ns)) and peers(kubectl, ns))
+    leader = max(ops, key=lambda pod: status[pod]["priority"])
+    standby = next(pod for pod in ops if pod != leader)
+    harness.wait_for(f"{standby} to pause in favour of {leader}",
+                     lambda: f"Pausing operations in favour of [<Peer {leader}" in ops[standby].log.read_text())
+
+    first = submit(kubectl, ns)
+    harness.wait_for(f"the leader {leader} to start {first}", lambda: driver_pod_of(kubectl, ns, first))
+
+    ops[leader].stop()
+    harness.wait_for(f"{standby} to resume", lambda: "Resuming operations" in ops[standby].log.read_text())
+    second = submit(kubectl, ns)
+    harness.wait_for(f"the standby {standby} to start {second}", lambda: driver_pod_of(kubectl, ns, second))
+    for op in ops.values():
+        assert not problems(op), "\n".join(problems(op))
