@@ -630,17 +630,24 @@ def driver_manifest(path: str | Path | None = None) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _worker_manifest() -> dict[str, Any]:
+def _worker_manifest() -> tuple[dict[str, Any], str | None]:
+    """(this worker's image manifest, how the live environment drifted from it or None); live facts without an image."""
     p = manifest_path()
-    return load_manifest(p) if p.exists() else facts()
+    live = facts()
+    if not p.exists():
+        return live, None
+    recorded = load_manifest(p)
+    diffs = compare(recorded, live, ignore=LABELS)
+    return recorded, drift_message(p, recorded, diffs) if diffs else None
 
 
 def _report(_partition) -> list[dict[str, Any]]:
     """Runs in an executor's Python worker: who am I, and what do I run."""
     time.sleep(0.2)  # hold the slot briefly so the other executors' free slots take the remaining tasks
+    manifest, drift = _worker_manifest()
     return [{"executor": os.environ.get("SPARK_EXECUTOR_ID", "driver"),
              "host": os.environ.get("SPARK_EXECUTOR_POD_NAME") or socket.gethostname(),
-             "manifest": _worker_manifest()}]
+             "manifest": manifest, "drift": drift}]
 
 
 def check_executors(spark, expected: Mapping[str, Any]) -> None:
@@ -656,6 +663,8 @@ def check_executors(spark, expected: Mapping[str, Any]) -> None:
         seen.setdefault(r["executor"], r)
     for executor in sorted(seen, key=lambda e: (len(e), e)):
         r = seen[executor]
+        if r.get("drift"):
+            raise TfscoreError(f"executor {executor} on {r['host']}: {r['drift']}")
         diffs = compare(expected, r["manifest"])
         if diffs:
             raise TfscoreError(executor_mismatch(executor, r["host"], expected, r["manifest"], diffs))
