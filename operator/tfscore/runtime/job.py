@@ -21,7 +21,7 @@ from typing import Any
 
 from tfscore import __version__
 from tfscore.api.models import Result, ScoringJob
-from tfscore.runtime import io
+from tfscore.runtime import doctor, io
 from tfscore.runtime.errors import InvalidRowError, TfscoreError, unwrap
 from tfscore.runtime.mapping import Binding, bind
 from tfscore.runtime.model import ResolvedModel, resolve
@@ -143,6 +143,8 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
             raise
         spark = opts.spark if opts.spark is not None else spark_future.result()
     sc = spark.sparkContext
+    if doctor.executor_check_wanted(sc.master):  # one image everywhere, or fail now naming the executor and images
+        doctor.check_executors(spark, doctor.driver_manifest())
     parallelism = sc.defaultParallelism
     reader = _reader(job)
     writer_kind = _writer(job)
