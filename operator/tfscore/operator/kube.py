@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +51,15 @@ def _json(response: Any) -> dict[str, Any]:
     return json.loads(response.data)
 
 
+def _unless_404(read: Callable[[], Any]) -> dict[str, Any] | None:
+    try:
+        return _json(read())
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
@@ -77,12 +87,7 @@ class Kube:
     def get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         read = {"ConfigMap": self.core.read_namespaced_config_map, "Service": self.core.read_namespaced_service,
                 "Pod": self.core.read_namespaced_pod}[kind]
-        try:
-            return _json(read(name, ns, **self.kw))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return _unless_404(lambda: read(name, ns, **self.kw))
 
     def patch_config_map(self, ns: str, name: str, data: dict[str, str]) -> dict[str, Any]:
         return _json(self.core.patch_namespaced_config_map(name, ns, {"data": data}, _content_type=MERGE_PATCH,
@@ -97,13 +102,8 @@ class Kube:
 
     # ---- the ScoringJob
     def get_job(self, ns: str, name: str) -> dict[str, Any] | None:
-        try:
-            return _json(self.custom.get_namespaced_custom_object(models.GROUP, models.VERSION, ns, models.PLURAL,
-                                                                  name, **self.kw))
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
+        return _unless_404(lambda: self.custom.get_namespaced_custom_object(
+            models.GROUP, models.VERSION, ns, models.PLURAL, name, **self.kw))
 
     def patch_job_status(self, ns: str, name: str, resource_version: str, status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the status subresource, only if the object is still at `resource_version` (else Conflict)."""
