@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import VALUES_ALL, Helm, Kubectl, harness, one, operator_container, pod_from
+from chart_helpers import CHART, VALUES_ALL, Helm, Kubectl, harness, one, operator_container, pod_from
 
-RELEASE_NS = {"default": "tfs-chart-default", "all": "tfs-chart-all"}
-JOB_NS = {"default": ["tfs-chart-default"], "all": ["tfs-jobs-a", "tfs-jobs-b"]}
-VALUES = {"default": [], "all": [VALUES_ALL]}
+# Three real releases: defaults (jobs in the release namespace), every option (two job namespaces, two replicas), and
+# cluster-wide (one ClusterRole; the driver account in the listed namespace).
+RELEASE_NS = {"default": "tfs-chart-default", "all": "tfs-chart-all", "cluster": "tfs-chart-cluster"}
+JOB_NS = {"default": ["tfs-chart-default"], "all": ["tfs-jobs-a", "tfs-jobs-b"], "cluster": ["tfs-jobs-c"]}
+FILES = {"default": [], "all": [VALUES_ALL], "cluster": []}
+VALUES = {"default": None, "all": None, "cluster": {"clusterWide": True, "watchNamespaces": JOB_NS["cluster"]}}
 
 
 # ---------------------------------------------------------------- server-side dry run
@@ -49,20 +52,21 @@ class Release:
         self.variant, self.docs = variant, docs
         self.namespace = RELEASE_NS[variant]
         self.job_namespaces = JOB_NS[variant]
+        self.cluster_wide = bool((VALUES[variant] or {}).get("clusterWide"))
         deployment = one(docs, "Deployment")
         self.deployment = deployment
         self.operator_sa = f"{self.namespace}:{deployment['spec']['template']['spec']['serviceAccountName']}"
         self.driver_sa_name = one(docs, "RoleBinding", "-driver", self.job_namespaces[0])["subjects"][0]["name"]
 
 
-@pytest.fixture(scope="module", params=["default", "all"])
+@pytest.fixture(scope="module", params=list(RELEASE_NS))
 def release(request: pytest.FixtureRequest, helm: Helm, kubectl: Kubectl, kubeconfig: str, crds: None,
             servicemonitor_crd: None, namespaces: Any) -> Release:
     variant = request.param
     for ns in {RELEASE_NS[variant], *JOB_NS[variant]}:
         namespaces(ns)
-    helm.install(variant, RELEASE_NS[variant], kubeconfig, files=VALUES[variant])
-    docs = helm.template(files=VALUES[variant], release=variant, namespace=RELEASE_NS[variant])
+    helm.install(variant, RELEASE_NS[variant], kubeconfig, VALUES[variant], files=FILES[variant])
+    docs = helm.template(VALUES[variant], files=FILES[variant], release=variant, namespace=RELEASE_NS[variant])
     return Release(variant, docs)
 
 
@@ -101,10 +105,13 @@ def test_operator_service_account_may_do_its_job_and_no_more(release: Release, k
         peering = kubectl.can_i("patch", "kopfpeerings.kopf.dev", sa, ns)
         assert peering == (release.deployment["spec"]["replicas"] > 1)
     assert kubectl.can_i("list", "namespaces", sa) and kubectl.can_i("watch", "customresourcedefinitions", sa)
-    for verb, resource in [("create", "namespaces"), ("create", "customresourcedefinitions"), ("list", "pods"),
-                           ("list", "secrets"), ("get", "nodes")]:
+    for verb, resource in [("create", "namespaces"), ("create", "customresourcedefinitions"), ("list", "secrets"),
+                           ("get", "nodes"), ("create", "clusterroles")]:
         assert not kubectl.can_i(verb, resource, sa), f"{sa} may {verb} {resource} cluster-wide"
-    assert not kubectl.can_i("create", "pods", sa, "default")  # outside its namespaces
+    # Outside its namespaces: nothing, unless cluster-wide (then ScoringJobs and their children anywhere).
+    assert kubectl.can_i("list", "pods", sa) == release.cluster_wide
+    assert kubectl.can_i("create", "pods", sa, "default") == release.cluster_wide
+    assert kubectl.can_i("watch", "scoringjobs.tfscore.io", sa, "default") == release.cluster_wide
 
 
 def test_driver_service_account_does_what_spark_does(release: Release, kubectl: Kubectl, tmp_path: Path) -> None:
@@ -272,3 +279,25 @@ def test_replicas_one_leads_and_a_standby_takes_over(release: Release, kubectl: 
     harness.wait_for(f"the standby {standby} to start {second}", lambda: driver_pod_of(kubectl, ns, second))
     for op in ops.values():
         assert not problems(op), "\n".join(problems(op))
+
+
+def test_upgrade_then_uninstall_keeps_the_crds(helm: Helm, kubectl: Kubectl, kubeconfig: str, crds: None,
+                                              namespaces: Any) -> None:
+    """The documented path: CRDs by server-side apply, `helm upgrade` for the rest (here 1 -> 2 replicas adds the
+    peering object and the PDB); `helm uninstall` removes the release's objects, never the CRDs."""
+    ns = namespaces("tfs-chart-upgrade")
+    helm.install("up", ns, kubeconfig)
+    assert kubectl("-n", ns, "get", "kopfpeering", "default", check=False).returncode != 0
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    helm.run("upgrade", "up", str(CHART), "-n", ns, "--reuse-values", "--set", "replicas=2", kubeconfig=kubeconfig)
+    kubectl("-n", ns, "get", "kopfpeering/default", "poddisruptionbudget/up-tfscore-operator")
+    args = json.loads(kubectl("-n", ns, "get", "deployment/up-tfscore-operator", "-o", "json").stdout)[
+        "spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--standalone" not in args
+
+    helm.run("uninstall", "up", "-n", ns, "--wait", kubeconfig=kubeconfig)
+    left = kubectl("get", "-A", "-o", "name", "-l", "app.kubernetes.io/instance=up",
+                   "deployments,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,services,"
+                   "kopfpeerings,poddisruptionbudgets").stdout.split()
+    assert left == []
+    kubectl("get", "crd", "scoringjobs.tfscore.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
