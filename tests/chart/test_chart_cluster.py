@@ -199,7 +199,8 @@ class ChartOperator(harness.Operator):
         env.update(KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1")
         self.log = self.log_dir / f"{self.pod_name}-{self.starts}.log"
         tfscore = Path(sys.executable).parent / "tfscore"
-        self.proc = subprocess.Popen([str(tfscore), *self.container["command"][1:], *args], env=env,
+        assert args[0] == "tfscore"  # the image's tini runs the container args
+        self.proc = subprocess.Popen([str(tfscore), *args[1:]], env=env,
                                      stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         harness.wait_for(f"{self.pod_name}'s liveness endpoint", self.healthy, timeout=30)
 

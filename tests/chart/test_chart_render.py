@@ -21,7 +21,10 @@ def operator_rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 
 def args(docs: list[dict[str, Any]]) -> list[str]:
-    return operator_container(docs)["args"]
+    """`tfscore operator`'s options (the image's ENTRYPOINT, tini, runs the container args)."""
+    container = operator_container(docs)
+    assert "command" not in container and container["args"][:2] == ["tfscore", "operator"]
+    return container["args"][2:]
 
 
 @pytest.mark.parametrize("files", [[], [VALUES_ALL]], ids=["default", "all-options"])
@@ -166,7 +169,7 @@ def test_integer_values_render_as_integers(helm: Helm) -> None:
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == 1000000
     assert env_of(pod["containers"][0])["TFSCORE_RUN_AS_USER"] == "2000000"
-    assert "--liveness=http://0.0.0.0:60000/healthz" in pod["containers"][0]["args"]
+    assert "--liveness=http://0.0.0.0:60000/healthz" in args(docs)
 
 
 def test_metrics_service_and_service_monitor(helm: Helm) -> None:
@@ -194,7 +197,7 @@ def test_probes_hit_kopfs_liveness_endpoint(helm: Helm) -> None:
     container = operator_container(helm.template({"operator": {"healthPort": 8181, "workers": 8,
                                                                "backoffBaseSeconds": 10, "backoffMaxSeconds": 360}},
                                                  namespace=NS))
-    assert "--liveness=http://0.0.0.0:8181/healthz" in container["args"]
+    assert "--liveness=http://0.0.0.0:8181/healthz" in container["args"][2:]
     assert {"name": "health", "containerPort": 8181, "protocol": "TCP"} in container["ports"]
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
