@@ -210,7 +210,7 @@ def test_in_pod_overrides_use_ips():
     conf = {"spark.master": "k8s://https://kubernetes.default.svc:443", "spark.driver.host": "j-driver.ns.svc"}
     env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "POD_IP": "10.244.0.7"}
     assert in_pod_overrides(conf, env) == {"spark.master": "k8s://https://10.96.0.1:443",
-                                           "spark.driver.host": "10.244.0.7"}
+                                           "spark.driver.host": "10.244.0.7", "spark.driver.bindAddress": "10.244.0.7"}
     assert in_pod_overrides({"spark.master": "local[2]"}, env) == {}
     assert in_pod_overrides(conf, {"KUBERNETES_SERVICE_HOST": "fd00::1"})["spark.master"] == "k8s://https://[fd00::1]:443"
 

@@ -23,7 +23,11 @@ def read_properties(path: str | None) -> dict[str, str]:
 
 def in_pod_overrides(conf: dict[str, str], env: dict[str, str]) -> dict[str, str]:
     """Inside a driver pod, reach the API server and be reached by executors by IP, so a cluster without (or with a
-    slow) DNS still works: the API server from KUBERNETES_SERVICE_HOST/PORT, the driver by its pod IP."""
+    slow) DNS still works: the API server from KUBERNETES_SERVICE_HOST/PORT, the driver by its pod IP.
+
+    The driver also binds to its pod IP: Spark >= 4.1 on Kubernetes (spark.kubernetes.executor.useDriverPodIP, on by
+    default) hands executors spark.driver.bindAddress as the driver's address, so a wildcard 0.0.0.0 there made every
+    executor dial 0.0.0.0:7078 and die ("Connection refused")."""
     out: dict[str, str] = {}
     master = conf.get("spark.master", "")
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
@@ -32,6 +36,7 @@ def in_pod_overrides(conf: dict[str, str], env: dict[str, str]) -> dict[str, str
         out["spark.master"] = f"k8s://https://{ip}:{port}"
     if master.startswith("k8s://") and env.get("POD_IP"):
         out["spark.driver.host"] = env["POD_IP"]
+        out["spark.driver.bindAddress"] = env["POD_IP"]
     return out
 
 
