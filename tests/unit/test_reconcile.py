@@ -175,3 +175,18 @@ def test_validation_messages_name_the_field(spec, expected):
             "spec": {"model": {"uri": "/m"}, "input": {"uri": "/i"}, "output": {"uri": "/o"}, **spec}}
     job, message = handlers.validate(body)
     assert job is None and expected in message
+
+
+def test_pods_of_a_deleted_namesake_are_not_attempts(env):
+    """A ScoringJob re-created under the name of one just deleted: the old driver pods (garbage collection still running)
+    carry the same job label but another owner; they must not count as this job's attempts or failures."""
+    kube, ctx, _ = env
+    body = add_job(kube)
+    old = {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "j-driver-2", "namespace": "ns", "uid": "old-pod", "labels": {"tfscore.io/job": "j", "tfscore.io/attempt": "2"},
+        "ownerReferences": [{"kind": models.KIND, "name": "j", "uid": "uid-of-the-deleted-job", "controller": True}]},
+        "status": {"phase": "Failed"}}
+    out = handlers.reconcile(ctx, body, {2: old}, None, T0)
+    status = out.job["status"]
+    assert (status["attempts"], status.get("failed", 0)) == (1, 0)
+    assert [p["metadata"]["name"] for p in out.pods] == ["j-driver-1"]

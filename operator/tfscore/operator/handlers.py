@@ -83,10 +83,14 @@ def _bound_fields(spec: ScoringJobSpec, drop_image: bool) -> dict[str, Any]:
     return wire
 
 
+def _owned(obj: Mapping[str, Any], uid: str) -> bool:
+    return any(r.get("uid") == uid for r in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
 def _check_owner(obj: Mapping[str, Any], uid: str, name: str) -> None:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    if any(r.get("uid") == uid for r in refs):
+    if _owned(obj, uid):
         return
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     what = f"{obj.get('kind', 'object')} {obj['metadata']['name']}"
     if any(r.get("kind") == "ScoringJob" and r.get("name") == name for r in refs):
         raise Blocked(f"{what} still belongs to a deleted ScoringJob of the same name; waiting for garbage collection",
@@ -97,7 +101,7 @@ def _check_owner(obj: Mapping[str, Any], uid: str, name: str) -> None:
 
 def _read_bound(kube: Kube, ns: str, name: str, uid: str) -> ScoringJob | None:
     cm = kube.get("ConfigMap", ns, builders.config_map_name(name))
-    if cm is None or not any(r.get("uid") == uid for r in cm["metadata"].get("ownerReferences") or []):
+    if cm is None or not _owned(cm, uid):
         return None
     try:
         return ScoringJob.model_validate(json.loads((cm.get("data") or {})["job.json"]))
@@ -140,7 +144,8 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
     status = _status(body)
     live, invalid = validate(body)
     out = Outcome()
-    pods = dict(pods)
+    # Driver pods of a deleted ScoringJob of the same name (garbage collection still running) are not our attempts.
+    pods = {a: p for a, p in pods.items() if p is None or _owned(p, uid)}
 
     if status.attempts > 0 or any(p is not None for p in pods.values()):
         bound = bound or _read_bound(ctx.kube, ns, name, uid) or live
@@ -153,7 +158,8 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
     out.bound = bound
 
     if status.attempts and status.attempts not in pods:  # not in the cache: ask the API server before judging
-        pods[status.attempts] = ctx.kube.get("Pod", ns, builders.driver_pod_name(name, status.attempts))
+        found = ctx.kube.get("Pod", ns, builders.driver_pod_name(name, status.attempts))
+        pods[status.attempts] = found if found is not None and _owned(found, uid) else None
         if pods[status.attempts] is not None:
             out.pods.append(pods[status.attempts])  # type: ignore[arg-type]
 
