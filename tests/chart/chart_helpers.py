@@ -125,6 +125,13 @@ class Kubectl:
         args += ["-n", namespace] if namespace else []
         return self(*args, check=False).stdout.strip() == "yes"
 
+    def wait_established(self, *crds: str) -> None:
+        """Poll (kubectl wait errors out while a new CRD has no .status.conditions yet)."""
+        path = '{.status.conditions[?(@.type=="Established")].status}'
+        for crd in crds:
+            harness.wait_for(f"CRD {crd} established", lambda crd=crd: self(
+                "get", "crd", crd, "-o", f"jsonpath={path}", check=False).stdout.strip() == "True")
+
     def token_kubeconfig(self, sa: str, path: Path) -> str:
         """A kubeconfig that authenticates as ServiceAccount `namespace:name` (TokenRequest), as a pod would."""
         namespace, name = sa.split(":")

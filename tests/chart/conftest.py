@@ -57,8 +57,7 @@ def kubectl(kubeconfig: str) -> Kubectl:
 def crds(kubectl: Kubectl) -> None:
     """The chart's crds/ applied the way its README tells users to upgrade them (server-side apply)."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/scoringjobs.tfscore.io",
-            "crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev")
+    kubectl.wait_established("scoringjobs.tfscore.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +67,7 @@ def servicemonitor_crd(kubectl: Kubectl) -> None:
     if gen.returncode != 0:
         unavailable(f"cannot generate the ServiceMonitor CRD:\n{gen.stderr[-2000:]}")
     kubectl("apply", "--server-side", "-f", gen.stdout.strip())
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/servicemonitors.monitoring.coreos.com")
+    kubectl.wait_established("servicemonitors.monitoring.coreos.com")
 
 
 @pytest.fixture(scope="session")

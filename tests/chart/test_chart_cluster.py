@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,13 +62,14 @@ class Release:
 
 @pytest.fixture(scope="module", params=list(RELEASE_NS))
 def release(request: pytest.FixtureRequest, helm: Helm, kubectl: Kubectl, kubeconfig: str, crds: None,
-            servicemonitor_crd: None, namespaces: Any) -> Release:
+            servicemonitor_crd: None, namespaces: Any) -> Iterator[Release]:
     variant = request.param
     for ns in {RELEASE_NS[variant], *JOB_NS[variant]}:
         namespaces(ns)
     helm.install(variant, RELEASE_NS[variant], kubeconfig, VALUES[variant], files=FILES[variant])
     docs = helm.template(VALUES[variant], files=FILES[variant], release=variant, namespace=RELEASE_NS[variant])
-    return Release(variant, docs)
+    yield Release(variant, docs)
+    helm.run("uninstall", variant, "-n", RELEASE_NS[variant], check=False, kubeconfig=kubeconfig)  # also on $KUBECONFIG
 
 
 def test_pod_security_restricted_admits_the_operator_pods(release: Release, kubectl: Kubectl) -> None:
