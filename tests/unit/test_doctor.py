@@ -170,6 +170,30 @@ def test_check_executors_reports_an_executor_drifting_from_its_own_manifest(monk
         doctor.check_executors(FakeSpark(sc), MANIFEST)
 
 
+def test_check_executors_turns_a_failed_report_into_one_sentence(monkeypatch):
+    class Broken(FakeContext):
+        def collect(self):
+            raise RuntimeError("An error occurred while calling o42.collectAndServe.\n: org.apache.spark.SparkException: "
+                               "Job aborted due to stage failure: org.apache.spark.api.python.PythonException: "
+                               "Traceback (most recent call last):\n  File \"worker.py\", line 1\n"
+                               "ModuleNotFoundError: No module named 'tfscore'\n\tat org.apache.spark.api.python")
+
+    with pytest.raises(TfscoreError) as err:
+        doctor.check_executors(FakeSpark(Broken([("1", MANIFEST, None)] * 2, monkeypatch)), MANIFEST)
+    assert str(err.value) == ("the executors could not report their image manifest (ModuleNotFoundError: No module "
+                              "named 'tfscore'): run them from the driver's tfscore runtime image "
+                              "(spark.kubernetes.container.image) with PYSPARK_PYTHON=/opt/tfscore/venv/bin/python")
+
+
+@pytest.mark.parametrize("text,cause", [
+    ("java.io.IOException: Cannot run program \"/work/.venv/bin/python\": error=2, No such file or directory\n\tat x",
+     'Cannot run program "/work/.venv/bin/python": error=2, No such file or directory'),
+    ("Job aborted\nmore", "Job aborted"),
+])
+def test_spark_failure_cause(text, cause):
+    assert doctor.spark_failure(text) == cause
+
+
 @pytest.mark.parametrize("master,env,wanted", [
     ("local[*]", {}, False), ("local[2,4]", {"TFSCORE_CHECK_EXECUTORS": "1"}, True),
     ("k8s://https://kubernetes.default.svc:443", {}, True), ("spark://m:7077", {"TFSCORE_CHECK_EXECUTORS": "0"}, True),

@@ -650,6 +650,18 @@ def _report(_partition) -> list[dict[str, Any]]:
              "manifest": manifest, "drift": drift}]
 
 
+def spark_failure(text: str) -> str:
+    """The cause in a failed Spark job's text: the Python worker's exception, a program that would not start, else the
+    first line."""
+    python = [m.group(0) for m in re.finditer(r"^\w+(Error|Exception): .*$", text, re.M)]
+    if python:
+        return python[-1].strip()[:300]
+    program = re.search(r"Cannot run program [^\n]*", text)
+    if program:
+        return program.group(0).strip()[:300]
+    return (text.strip().splitlines() or ["unknown error"])[0][:300]
+
+
 def check_executors(spark, expected: Mapping[str, Any]) -> None:
     """Every executor's manifest must equal the driver's; raises TfscoreError naming the first executor that differs.
 
@@ -657,7 +669,12 @@ def check_executors(spark, expected: Mapping[str, Any]) -> None:
     some of them (executors that register later are not seen)."""
     sc = spark.sparkContext
     n = max(2, 2 * sc.defaultParallelism)
-    reports = sc.parallelize(range(n), n).mapPartitions(_report).collect()
+    try:
+        reports = sc.parallelize(range(n), n).mapPartitions(_report).collect()
+    except Exception as exc:  # noqa: BLE001 - Spark's wrapper around the executor's own failure
+        raise TfscoreError(f"the executors could not report their image manifest ({spark_failure(str(exc))}): run "
+                           "them from the driver's tfscore runtime image (spark.kubernetes.container.image) with "
+                           "PYSPARK_PYTHON=/opt/tfscore/venv/bin/python") from None
     seen: dict[str, dict[str, Any]] = {}
     for r in reports:
         seen.setdefault(r["executor"], r)
