@@ -126,10 +126,10 @@ def test_image_default_gpu_variant_and_explicit(minimal, full):
 
 def test_driver_command_is_exec_form_never_a_shell(full):
     c = container(driver(full))
-    assert c["command"] == ["tfscore", "run", "--spec", "/etc/tfscore/job.json",
-                            "--spark-properties", "/etc/tfscore/spark.properties"]
-    assert "args" not in c
-    assert not any("sh" == part or part.endswith("/sh") for part in c["command"])
+    assert c["args"] == ["tfscore", "run", "--spec", "/etc/tfscore/job.json",
+                         "--spark-properties", "/etc/tfscore/spark.properties"]
+    assert "command" not in c, "the image's entrypoint (tini) must stay PID 1: it forwards SIGTERM and reaps workers"
+    assert not any("sh" == part or part.endswith("/sh") for part in c["args"])
 
 
 def test_driver_pod_shape(full):

@@ -47,7 +47,9 @@ CONFIG_VOLUME = "tfscore-spec"
 
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same YAML, ~10x faster
 
-DRIVER_COMMAND = ["tfscore", "run", "--spec", models.SPEC_FILE, "--spark-properties", models.SPARK_PROPERTIES_FILE]
+# Container args, not command: the image's entrypoint (tini) stays PID 1, forwards SIGTERM to `tfscore run` and reaps Spark's
+# Python workers. As PID 1 itself, Python ignored SIGTERM: a deleted driver pod ran on for its whole grace period.
+DRIVER_ARGS = ["tfscore", "run", "--spec", models.SPEC_FILE, "--spark-properties", models.SPARK_PROPERTIES_FILE]
 
 
 def _dns_label(base: str, suffix: str, limit: int = 63) -> str:
@@ -328,7 +330,7 @@ def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
         extra_mounts=[{"name": CONFIG_VOLUME, "mountPath": models.SPEC_MOUNT, "readOnly": True}],
     )
     container.update({
-        "command": list(DRIVER_COMMAND),
+        "args": list(DRIVER_ARGS),
         "ports": [{"name": "driver-rpc", "containerPort": DRIVER_PORT, "protocol": "TCP"},
                   {"name": "blockmanager", "containerPort": BLOCK_MANAGER_PORT, "protocol": "TCP"},
                   {"name": "spark-ui", "containerPort": UI_PORT, "protocol": "TCP"}],
