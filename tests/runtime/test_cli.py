@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +100,30 @@ def test_score_shorthand(models, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["rowsOut"] == 300
     assert pq.read_table(str(tmp_path / "out")).column_names == ["id", "risk"]
+
+
+def test_sigterm_while_scoring_discards_the_staging(models, tmp_path):
+    """A driver pod deleted mid-run gets SIGTERM (forwarded by tini): the run stops its tasks, removes its staging beside
+    the output, commits nothing, and says why (exit 2, termination log)."""
+    inp = testing.write_parquet(tmp_path / "in", testing.tabular_columns(300_000, 8), row_group=1000)
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out", batchSize=50,
+                                               input={"columns": {"features": FEATURES}},
+                                               sparkConf={"spark.tfscore.splitRows": "1000"})))
+    term = tmp_path / "termination-log"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen([TFSCORE, "run", str(manifest), "--master", "local[2]", "--termination-log", str(term)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob(".out.tfscore-out-*/_attempts/*")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no task output after 300 s"
+        time.sleep(0.2)
+    assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr.read()[-2000:]}"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-3000:]
+    assert "terminated (SIGTERM" in err and "nothing was committed" in term.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "job.yaml", "termination-log"], list(tmp_path.iterdir())
 
 
 def test_example_manifests_are_valid_and_demo_matches():

@@ -15,6 +15,10 @@ class InvalidRowError(TfscoreError):
     """A row that cannot be scored (null, wrong array length, …) under onInvalidRow: fail."""
 
 
+class Terminated(TfscoreError):
+    """SIGTERM while scoring (the driver pod was deleted or evicted): stop the tasks, discard the staging, commit nothing."""
+
+
 # Errors raised inside Python workers reach the driver wrapped in Spark's exception text. The marker lets the driver
 # recover the original one-line message instead of printing a JVM stack trace.
 _MARK = "\u00abtfscore\u00bb"

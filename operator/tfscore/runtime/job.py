@@ -11,8 +11,10 @@ Order of work (each failure names the field, column or file, and leaves no outpu
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from typing import Any
 from tfscore import __version__
 from tfscore.api.models import Result, ScoringJob
 from tfscore.runtime import doctor, io
-from tfscore.runtime.errors import InvalidRowError, TfscoreError, unwrap
+from tfscore.runtime.errors import InvalidRowError, Terminated, TfscoreError, unwrap
 from tfscore.runtime.mapping import Binding, bind
 from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
@@ -187,9 +189,10 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
         target = io.spark_uri(out_staging)
     sinks = [PodAnnotationSink.from_env(), None if opts.show_progress else LogSink()]
     sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
+    sigterm = _SigtermGuard()
     try:
         try:
-            with ProgressMonitor(spark, GROUP, counts, expected_in, opts.show_progress, sinks):
+            with sigterm, ProgressMonitor(spark, GROUP, counts, expected_in, opts.show_progress, sinks):
                 writer.save(target) if target else writer.save()
         except Exception:
             _raise_task_error(counts.value)  # a data error cancels the job: report it, not the cancellation
@@ -214,8 +217,12 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
         if q_staging:
             io.commit(q_staging, spec.quarantine_uri, out.mode, run_id)
     except Exception as exc:
+        if sigterm.hit:
+            _stop_tasks(sc)
         io.discard(out_staging)
         io.discard(q_staging)
+        if sigterm.hit:
+            raise Terminated(_SigtermGuard.MESSAGE) from None
         inner = unwrap(exc)
         if inner is not None:
             raise inner from None
@@ -229,6 +236,51 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
                     quarantine_uri=spec.quarantine_uri, model=model.status())
     io.write_manifest(out.uri, _manifest(job, model, result, reader, writer_kind, run_id, started, per_part), out.mode)
     return result
+
+
+class _SigtermGuard:
+    """While scoring, SIGTERM (the pod deleted or evicted; tini forwards it) raises Terminated in the main thread, so the
+    staging directories are discarded instead of being left beside the output by a process killed mid-write. py4j may
+    rewrap the exception raised inside its socket read: `hit` tells the caller what really happened."""
+
+    MESSAGE = "terminated (SIGTERM: the driver pod was deleted or evicted) while scoring; nothing was committed"
+
+    def __init__(self) -> None:
+        self.hit = False
+        self._previous: Any = None
+
+    def _raise(self, signum, frame) -> None:
+        self.hit = True
+        raise Terminated(self.MESSAGE)
+
+    def __enter__(self) -> _SigtermGuard:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._raise)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+
+def _stop_tasks(sc, timeout: float = 15.0) -> None:
+    """Cancel the scoring job and wait (bounded) until none of its tasks is active any more, so nothing writes into the
+    staging after it is discarded."""
+    try:
+        sc.cancelJobGroup(GROUP)
+        tracker = sc.statusTracker()
+
+        def active() -> int:
+            stages = [s for j in tracker.getJobIdsForGroup(GROUP) if (info := tracker.getJobInfo(j)) is not None
+                      for s in info.stageIds]
+            return sum(info.numActiveTasks for s in stages if (info := tracker.getStageInfo(s)) is not None)
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and active():
+            time.sleep(0.2)
+    except Exception:  # noqa: BLE001 - best effort: the process is going away anyway
+        pass
 
 
 def _raise_task_error(per_part: dict[int, dict[str, Any]]) -> None:
