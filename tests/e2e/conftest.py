@@ -1,0 +1,193 @@
+"""End-to-end tier (issue 6): the chart installed with the locally built images on a real cluster, examples/e2e-job.yaml
+scored by real driver and executor pods, and faults injected mid-run. Helpers and the target choice: e2e_harness.py.
+
+Runs under CI=true or `make e2e` (TFSCORE_E2E=1); otherwise every test skips with the reason (it takes minutes and starts
+a cluster). Under CI=true nothing may skip: a missing piece (podman, the harness) fails the tier.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from e2e_harness import (
+    CI,
+    E2E_CACHE,
+    JOBS_NS,
+    KEEP,
+    RELEASE,
+    RELEASE_NS,
+    RESTRICTED,
+    ROOT,
+    TIMINGS,
+    Helm,
+    Image,
+    Jobs,
+    Kubectl,
+    Target,
+    Unavailable,
+    build_image,
+    clean_slate,
+    data_dir,
+    ensure_on_node,
+    harness_env,
+    helm_values,
+    local_run,
+    make_data,
+    read_scores,
+    run,
+    select_target,
+    timed,
+    volume_docs,
+)
+
+ENABLED = CI or os.environ.get("TFSCORE_E2E") == "1"
+SKIP_REASON = ("e2e tier: a real cluster, the images and ~10 minutes; runs under CI=true or with `make e2e` "
+               "(TFSCORE_E2E=1)")
+SESSION_START = time.monotonic()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+            if not ENABLED:
+                item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not TIMINGS:
+        return
+    TIMINGS["session"] = round(time.monotonic() - SESSION_START, 1)
+    terminalreporter.section("e2e timings (seconds)")
+    for step, seconds in TIMINGS.items():
+        terminalreporter.write_line(f"{step:<40}{seconds:>8.1f}")
+    E2E_CACHE.mkdir(parents=True, exist_ok=True)
+    (E2E_CACHE / "last-run.json").write_text(json.dumps(TIMINGS, indent=2) + "\n")
+
+
+def unavailable(reason: str) -> None:
+    """Skip with the reason; under CI=true this tier must run, so fail instead."""
+    if CI:
+        pytest.fail(f"e2e tier cannot run under CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def target() -> Iterator[Target]:
+    with timed("cluster up"):
+        try:
+            chosen = select_target()
+        except Unavailable as exc:
+            unavailable(str(exc))
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    print(f"\ne2e target: {chosen.describe()}")
+    try:
+        yield chosen
+    finally:
+        if chosen.teardown is not None and not KEEP:
+            with timed("cluster down"):
+                chosen.teardown()
+
+
+@pytest.fixture(scope="session")
+def kubectl(target: Target) -> Kubectl:
+    env = harness_env()
+    if not Path(env["KUBECTL"]).exists() or not Path(env["HELM"]).exists():
+        if not CI:
+            unavailable(f"kubectl/helm not built in {env['K8S_BIN']} (run `make cluster-build`)")
+        run(["bash", str(ROOT / "hack" / "cluster" / "build.sh"), "all"], "hack/cluster/build.sh all")
+    return Kubectl(env["KUBECTL"], target.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def helm(kubectl: Kubectl) -> Helm:
+    return Helm(harness_env()["HELM"])
+
+
+@pytest.fixture(scope="session")
+def images(target: Target, kubectl: Kubectl) -> dict[str, Image]:
+    """The runtime and operator images built from this tree (images/build.sh) and put on the node."""
+    if not (shutil.which("podman") or shutil.which("docker")) and not (
+            os.environ.get("TFSCORE_E2E_RUNTIME_IMAGE") and os.environ.get("TFSCORE_E2E_OPERATOR_IMAGE")):
+        unavailable("neither podman nor docker is installed (`make podman-setup`)")
+    found: dict[str, Image] = {}
+    for kind in ("runtime", "operator"):
+        given = os.environ.get(f"TFSCORE_E2E_{kind.upper()}_IMAGE")
+        if given:
+            found[kind] = Image(given)
+        else:
+            with timed(f"image build {kind}"):
+                try:
+                    found[kind] = build_image(kind, target.engine)
+                except RuntimeError as exc:
+                    pytest.fail(str(exc), pytrace=False)
+        with timed(f"image load {kind}"):
+            try:
+                loaded = ensure_on_node(target, kubectl, found[kind])
+            except Unavailable as exc:
+                unavailable(str(exc))
+            except RuntimeError as exc:
+                pytest.fail(str(exc), pytrace=False)
+        print(f"{kind} image: {found[kind].ref} ({'loaded' if loaded else 'already on the node'})")
+    return found
+
+
+@pytest.fixture(scope="session")
+def volume() -> Path:
+    """Model + input (made once, reused while the recipe is unchanged); out/ emptied for this run."""
+    path = data_dir()
+    with timed("data volume"):
+        made = make_data(path)
+        out = path / "out"
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    print(f"data volume: {path} ({'made' if made['made'] else 'reused'}, {made['rows']:,} rows)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def release(target: Target, kubectl: Kubectl, helm: Helm, images: dict[str, Image], volume: Path) -> Iterator[str]:
+    """`helm install` of charts/tfscore with the local images (pull policy Never: they are on the node, no registry),
+    watching the jobs namespace (Pod Security "restricted" enforced), and the data volume's PV + claim there."""
+    with timed("helm install"):
+        clean_slate(kubectl, helm, target.kubeconfig)
+        for ns, labels in ((RELEASE_NS, {}), (JOBS_NS, RESTRICTED)):
+            kubectl("create", "namespace", ns)
+            if labels:
+                kubectl("label", "namespace", ns, *(f"{k}={v}" for k, v in labels.items()))
+        # CRDs as the chart's README says to upgrade them (helm install skips CRDs that already exist)
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "charts" / "tfscore" / "crds"))
+        pull = "IfNotPresent" if target.load is None else "Never"
+        helm.install(RELEASE, RELEASE_NS, target.kubeconfig, helm_values(images["runtime"], images["operator"], pull))
+        kubectl("-n", RELEASE_NS, "wait", "--for=condition=Available", "deployment",
+                f"-l=app.kubernetes.io/instance={RELEASE}", "--timeout=180s")
+        kubectl("-n", JOBS_NS, "apply", "-f", "-", input=yaml.safe_dump_all(volume_docs(volume)))
+        kubectl("-n", JOBS_NS, "wait", "--for=jsonpath={.status.phase}=Bound", "pvc/tfscore-e2e-data", "--timeout=60s")
+    try:
+        yield RELEASE
+    finally:
+        if not KEEP:
+            with timed("helm uninstall + namespaces"):
+                clean_slate(kubectl, helm, target.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def jobs(kubectl: Kubectl, release: str) -> Jobs:
+    return Jobs(kubectl)
+
+
+@pytest.fixture(scope="session")
+def reference(volume: Path) -> Any:
+    """The same job run locally (`tfscore run --master local[2]`): the predictions every cluster run must equal."""
+    with timed("local reference run"):
+        result = local_run(volume, E2E_CACHE / "reference")
+    return {"result": result, "table": read_scores(E2E_CACHE / "reference")}

@@ -1,0 +1,158 @@
+"""ScoringJobs on a real cluster: the example job end to end, then the same job with a fault injected mid-run.
+
+Every run scores the same 200,000 rows of the volume and must produce exactly the predictions of a local `tfscore run`:
+one row per id, none missing, none twice. Jobs run one after another (a driver takes a whole core of the 2-core node).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from e2e_harness import JOBS_NS, RELEASE, RELEASE_NS, Jobs, example_docs, job_manifest, on_host, read_scores, timed, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def check_output(job: dict[str, Any], volume: Path, reference: dict[str, Any]) -> dict[str, Any]:
+    """The job's output: every input id exactly once, predictions equal to the local run's; nothing else beside it."""
+    uri = job["spec"]["output"]["uri"]
+    out = Path(on_host(uri, volume))
+    got, want = read_scores(out), reference["table"]
+    rows = reference["result"]["rowsIn"]
+    ids = got["id"].to_numpy()
+    assert got.num_rows == rows, f"{out}: {got.num_rows} rows, expected {rows}"
+    assert np.array_equal(ids, np.arange(rows)), f"{out}: ids are not exactly 0..{rows - 1} once each " \
+                                                 f"({len(np.unique(ids))} distinct)"
+    assert got.schema.names == want.schema.names, (got.schema, want.schema)
+    np.testing.assert_allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-6, atol=1e-7,
+                               err_msg="predictions differ from the local `tfscore run`")
+    manifest = json.loads((out / "_tfscore.json").read_text())
+    siblings = sorted(p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}."))
+    assert not siblings, f"staging left beside the output: {siblings}"
+    return manifest
+
+
+def check_result(status: dict[str, Any], rows: int, job: dict[str, Any]) -> None:
+    """The driver's termination message became status.result; the model it resolved became status.model."""
+    result = status.get("result") or {}
+    assert (result.get("rowsIn"), result.get("rowsOut"), result.get("rowsQuarantined")) == (rows, rows, 0), result
+    assert result.get("outputUri") == job["spec"]["output"]["uri"]
+    assert (status.get("model") or {}).get("version") == "1", status.get("model")
+    progress = status.get("progress") or {}
+    assert progress.get("percent") == 100 and progress.get("rowsScored") == rows, progress
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"executor": {"instances": 0, "cores": 1, "memory": "lots"}, "output.mode": "sometimes"},
+     ["spec.executor.instances", "should be greater than or equal to 1", "spec.executor.memory", "spec.output.mode",
+      'Unsupported value: "sometimes"']),
+    ({"onInvalidRow": "quarantine"}, ["spec.quarantineUri", "quarantineUri is required when onInvalidRow is quarantine"]),
+], ids=["schema", "cel-rule"])
+def test_invalid_scoringjob_is_refused(jobs: Jobs, change: dict[str, Any], expected: list[str]) -> None:
+    """The API server itself refuses a bad manifest (the CRD's schema, then its CEL rules: the API server checks rules
+    only on an object that passes the schema), naming each field in kubectl's message; nothing is stored."""
+    bad = job_manifest("e2e-invalid")
+    for key, value in change.items():
+        parent, _, leaf = key.rpartition(".")
+        (bad["spec"][parent] if parent else bad["spec"])[leaf] = value
+    proc = jobs.apply(bad, check=False)
+    assert proc.returncode != 0, proc.stdout
+    for text in expected:
+        assert text in proc.stderr, f"{text!r} not in kubectl's message:\n{proc.stderr}"
+    assert jobs.get("e2e-invalid") is None, "the invalid ScoringJob was stored"
+
+
+def test_example_job_succeeds_and_equals_a_local_run(jobs: Jobs, volume: Path, reference: dict[str, Any]) -> None:
+    """examples/e2e-job.yaml as is: Succeeded, status from the driver (progress annotation, termination message),
+    `kubectl get sj` columns, and predictions equal to the local run's."""
+    job = example_docs()["ScoringJob"]
+    name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
+    with timed("job: example"):
+        jobs.apply(job)
+        mid = jobs.mid_run(name)
+        running = jobs.table(name)
+        status = jobs.succeeded(name)
+    assert mid["phase"] == "Running" and 0 < mid["progress"]["tasksDone"] < mid["progress"]["tasksTotal"], mid
+    assert running["PHASE"] == "Running" and running["PROGRESS"].isdigit() and running["ROWS"].isdigit(), running
+    done = jobs.table(name)
+    assert (done["PHASE"], done["PROGRESS"], done["ROWS"], done["MODEL"]) == ("Succeeded", "100", str(rows), "/data/model"), \
+        done
+    check_result(status, rows, job)
+    assert status["attempts"] == 1, status
+    driver = jobs.driver_pods(name)
+    assert [p["metadata"]["name"] for p in driver] == [f"{name}-driver-1"]
+    annotation = json.loads(driver[0]["metadata"]["annotations"]["tfscore.io/progress"])
+    assert annotation["rowsScored"] == rows and annotation["percent"] == 100, annotation
+    terminated = driver[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 0 and json.loads(terminated["message"])["rowsOut"] == rows, terminated
+    check_output(job, volume, reference)
+
+
+def test_executor_pod_deleted_mid_run(jobs: Jobs, volume: Path, reference: dict[str, Any]) -> None:
+    """An executor pod deleted while tasks run: Spark replaces it and reruns its tasks; exact rows, no duplicates."""
+    job = job_manifest("e2e-executor-fault")
+    name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
+    with timed("job: executor pod deleted"):
+        jobs.apply(job)
+        jobs.mid_run(name)
+        selector = f"tfscore.io/job={name},tfscore.io/role=executor"
+        before = {p["metadata"]["name"] for p in jobs.pods(selector)}
+        victim = jobs.executor_pods(name)[0]["metadata"]["name"]
+        jobs("delete", "pod", victim, "--wait=false")
+        wait_for(f"an executor replacing {victim}", lambda: {p["metadata"]["name"] for p in jobs.pods(selector)} - before,
+                 timeout=120, interval=1.0)
+        status = jobs.succeeded(name)
+    check_result(status, rows, job)
+    assert status["attempts"] == 1, f"an executor loss must not cost a driver attempt: {status}"
+    executors = [p["metadata"]["name"] for p in jobs.pods(selector)]
+    assert victim not in executors and len(executors) >= 2, f"expected a replacement executor: {executors}"
+    check_output(job, volume, reference)
+
+
+def test_driver_pod_deleted_mid_run(jobs: Jobs, volume: Path, reference: dict[str, Any]) -> None:
+    """The driver pod deleted mid-run: the attempt fails, the operator starts attempt 2, which succeeds; the output holds
+    exactly the second attempt's rows (nothing of the first one committed or left beside it)."""
+    job = job_manifest("e2e-driver-fault")
+    name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
+    with timed("job: driver pod deleted"):
+        jobs.apply(job)
+        jobs.mid_run(name)
+        jobs("delete", "pod", f"{name}-driver-1", "--wait=false")
+        status = jobs.succeeded(name)
+    check_result(status, rows, job)
+    assert (status["attempts"], status.get("failed")) == (2, 1), status
+    assert [p["metadata"]["name"] for p in jobs.driver_pods(name)] == [f"{name}-driver-2"]
+    events = jobs("get", "events", f"--field-selector=involvedObject.name={name}",
+                  "-o", "jsonpath={range .items[*]}{.reason}: {.message}{'\\n'}{end}").stdout
+    assert "AttemptFailed" in events, events
+    check_output(job, volume, reference)
+
+
+def test_operator_restarted_mid_run(jobs: Jobs, volume: Path, reference: dict[str, Any]) -> None:
+    """The operator pod deleted mid-run: its successor picks the job up where it is; one driver pod, one attempt."""
+    job = job_manifest("e2e-operator-restart")
+    name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
+    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+    with timed("job: operator restarted"):
+        jobs.apply(job)
+        jobs.mid_run(name)
+        old = json.loads(jobs.kubectl("-n", RELEASE_NS, "get", "pods", "-l", selector, "-o", "json").stdout)["items"]
+        jobs.kubectl("-n", RELEASE_NS, "delete", "pod", *(p["metadata"]["name"] for p in old), "--wait=false")
+        jobs.kubectl("-n", RELEASE_NS, "wait", "--for=delete", *(f"pod/{p['metadata']['name']}" for p in old),
+                     "--timeout=120s")
+        jobs.kubectl("-n", RELEASE_NS, "wait", "--for=condition=Ready", "pod", f"-l={selector}", "--timeout=120s")
+        status = jobs.succeeded(name)
+    check_result(status, rows, job)
+    assert status["attempts"] == 1, status
+    assert [p["metadata"]["name"] for p in jobs.driver_pods(name)] == [f"{name}-driver-1"], "duplicate driver pods"
+    check_output(job, volume, reference)
+
+
+def test_jobs_namespace_is_restricted(jobs: Jobs) -> None:
+    """All of the above ran under Pod Security "restricted" (the namespace enforces it; the API server admitted the pods)."""
+    labels = json.loads(jobs.kubectl("get", "namespace", JOBS_NS, "-o", "json").stdout)["metadata"]["labels"]
+    assert labels.get("pod-security.kubernetes.io/enforce") == "restricted", labels
