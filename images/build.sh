@@ -11,6 +11,7 @@
 #                 the Dockerfile's digest-pinned debian:bookworm-slim
 #   HOST_CA       CA bundle mounted for pip during podman builds (default /etc/ssl/certs/ca-certificates.crt)
 #   FORCE=1       rebuild even when the tag exists
+#   KEEP          how many content-hash tags of the image to keep (default 3; older ones are removed)
 #   TFSCORE_CACHE staging area (default ~/.cache/tfscore)
 set -euo pipefail
 
@@ -74,4 +75,8 @@ else
   log "built $ref in $((SECONDS - start)) s"
 fi
 "$engine" tag "$ref" "$name:$version"
+# Disk hygiene: keep the newest KEEP content-hash tags of this image (an image still in use is not removed).
+"$engine" images --filter "reference=$name" --format '{{.CreatedAt}}|{{.Repository}}:{{.Tag}}' |
+  grep -E ":[0-9a-f]{12}$" | sort -r | tail -n +"$((${KEEP:-3} + 1))" | cut -d'|' -f2 | grep -vx "$ref" |
+  while read -r old; do "$engine" rmi "$old" >/dev/null 2>&1 || true; done
 echo "$ref"
