@@ -77,6 +77,6 @@ fi
 "$engine" tag "$ref" "$name:$version"
 # Disk hygiene: keep the newest KEEP content-hash tags of this image (an image still in use is not removed).
 "$engine" images --filter "reference=$name" --format '{{.CreatedAt}}|{{.Repository}}:{{.Tag}}' |
-  grep -E ":[0-9a-f]{12}$" | sort -r | tail -n +"$((${KEEP:-3} + 1))" | cut -d'|' -f2 | grep -vx "$ref" |
+  grep -E ":[0-9a-f]{12}$" | sort -r | tail -n +"$((${KEEP:-3} + 1))" | cut -d'|' -f2 | { grep -vx "$ref" || true; } |
   while read -r old; do "$engine" rmi "$old" >/dev/null 2>&1 || true; done
 echo "$ref"
