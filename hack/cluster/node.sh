@@ -152,7 +152,9 @@ registerNode: true
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+# Disk signals at "0%" are ignored by the kubelet (no DiskPressure): on a shared build box podman builds dip below 1% free
+# for a moment, and the eviction it caused deleted the unpinned pause and loaded images from containerd and tainted the node.
+evictionHard: {memory.available: "100Mi", nodefs.available: "0%", imagefs.available: "0%", nodefs.inodesFree: "0%"}
 protectKernelDefaults: false
 makeIPTablesUtilChains: true
 rotateCertificates: false
