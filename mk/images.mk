@@ -8,7 +8,8 @@ IMAGE_BUILD := bash images/build.sh
 
 .PHONY: images image-runtime image-runtime-gpu image-operator image-sizes podman-setup test-image locks-gpu
 
-images: image-runtime image-operator image-runtime-gpu   ## every image (cached by content hash)
+# The GPU image (~7 GB, runs only on a GPU node) is opt-in on shared, GPU-less machines: make images GPU=1.
+images: image-runtime image-operator $(if $(GPU),image-runtime-gpu)   ## runtime + operator (+ runtime-gpu with GPU=1)
 
 image-runtime:                 ## the driver/executor image, CPU TensorFlow (target < 2.5 GB)
 	$(IMAGE_BUILD) runtime
