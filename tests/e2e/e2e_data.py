@@ -2,10 +2,10 @@
 
     python tests/e2e/e2e_data.py DIR [--rows N]
 
-DIR/model/1/   tfscore.testing.mlp: features float32[None, 16] -> probability float32[None, 1] (two hidden layers of 512:
-               heavy enough that scoring takes tens of seconds on two executors, so a fault can be injected mid-run)
-DIR/input/     N rows (id int64, f00 … f15 float32) in 4 files of 5,000-row row groups (one Spark task per row group with
-               spark.tfscore.splitRows=5000)
+DIR/model/1/   tfscore.testing.mlp: features float32[None, 16] -> probability float32[None, 1] (hidden layers 512, 512)
+DIR/input/     N rows (default 300,000: id int64, f00 … f15 float32) in 4 files of 5,000-row row groups, so one Spark task
+               per row group with spark.tfscore.splitRows=5000: 60 tasks, about 15-30 s of scoring on two 1-core executors,
+               long enough to break a run on purpose halfway
 DIR/out/       empty; the jobs write here
 Everything is owned by uid/gid 1000 (the runtime image's user) when run as root. A stamp file records what was made, so an
 unchanged volume is reused as is (the e2e suite's warm runs). Runs in its own process: TensorFlow stays out of pytest.
@@ -24,6 +24,7 @@ HIDDEN = (512, 512)
 ROW_GROUP = 5000
 FILES = 4
 SEED = 20261124
+ROWS = 300_000
 UID = 1000
 STAMP = ".e2e-data.json"
 
@@ -61,7 +62,7 @@ def chown_tree(root: Path, uid: int = UID) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path)
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=ROWS)
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     made = make(args.dir, args.rows)

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from e2e_data import ROW_GROUP
+from e2e_data import ROWS as ROWS_DEFAULT
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -43,7 +45,8 @@ KEEP = os.environ.get("TFSCORE_E2E_KEEP") == "1"   # leave cluster, release and 
 KIND_CLUSTER = "tfscore-e2e"
 RELEASE, RELEASE_NS, JOBS_NS = "tfscore-e2e", "tfscore-e2e-system", "tfscore-e2e"
 VOLUME_MOUNT = "/data"   # where examples/e2e-job.yaml mounts the volume in driver and executor pods
-ROWS = int(os.environ.get("TFSCORE_E2E_ROWS", "200000"))
+ROWS = int(os.environ.get("TFSCORE_E2E_ROWS", ROWS_DEFAULT))
+TASKS = -(-ROWS // ROW_GROUP)   # one Spark task per 5,000-row row group (spark.tfscore.splitRows in the example)
 TIMINGS: dict[str, float] = {}   # step -> seconds, printed at the end of the session (conftest.py)
 
 
@@ -179,14 +182,15 @@ def _start_harness(env: dict[str, str]) -> Target:
         raise Unavailable("hack/cluster/up.sh is missing (cluster harness not present)")
     if not CI and not Path(env["K8S_BIN"], "kubelet").exists():
         raise Unavailable(f"the local cluster is not built ({env['K8S_BIN']}/kubelet missing): run `make cluster-build`")
-    if _harness_node_up(env):
-        return Target("harness", env["KUBECONFIG"], load=_harness_load, notes=["already running: reused, left up"])
-    try:
+    was_up = _harness_node_up(env)
+    try:  # also when it is up: up.sh is idempotent and restores what it owns (the pause image, config)
         run(["bash", str(CLUSTER / "up.sh"), "node"], "hack/cluster/up.sh node")
     except RuntimeError:
-        _harness_down()
+        if not was_up:
+            _harness_down()
         raise
-
+    if was_up:
+        return Target("harness", env["KUBECONFIG"], load=_harness_load, notes=["already running: reused, left up"])
     return Target("harness", env["KUBECONFIG"], load=_harness_load, teardown=_harness_down, notes=["started here"])
 
 
@@ -363,31 +367,53 @@ class Jobs:
         header, row = lines[0].split(), lines[1].split()
         return dict(zip(header, row, strict=False))
 
-    def wait(self, name: str, what: str, check: Callable[[dict[str, Any]], Any], timeout: float) -> dict[str, Any]:
-        """Poll the status until `check(status)` is truthy; fail at once (with diagnostics) if the job fails."""
-        def probe() -> Any:
+    def wait(self, name: str, what: str, check: Callable[[dict[str, Any]], Any], timeout: float,
+             interval: float = 1.0) -> Any:
+        """Poll until `check(status)` returns something truthy (returned); fail at once, with diagnostics, when the job
+        fails or `check` raises AssertionError; on timeout, the same diagnostics."""
+        deadline = time.monotonic() + timeout
+        while True:
             status = self.status(name)
             if status.get("phase") == "Failed":
                 raise AssertionError(f"{name} failed: {status.get('message')}\n{self.diagnose(name)}")
-            return check(status) and status
+            try:
+                got = check(status)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{self.diagnose(name)}") from None
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {name}: {what}; status: {status}\n"
+                                     f"{self.diagnose(name)}")
+            time.sleep(interval)
 
-        try:
-            return wait_for(f"{name}: {what}", probe, timeout=timeout, interval=1.0)
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{self.diagnose(name)}") from None
+    def succeeded(self, name: str, timeout: float = 480) -> dict[str, Any]:
+        return self.wait(name, "phase Succeeded", lambda s: s.get("phase") == "Succeeded" and s, timeout)
 
-    def succeeded(self, name: str, timeout: float = 420) -> dict[str, Any]:
-        return self.wait(name, "phase Succeeded", lambda s: s.get("phase") == "Succeeded", timeout)
-
-    def mid_run(self, name: str, timeout: float = 300) -> dict[str, Any]:
-        """Scoring has started (tasks done, the driver's progress annotation reached the status) and is not near done."""
-        def scoring(s: dict[str, Any]) -> bool:
+    def progress_mid_run(self, name: str, timeout: float = 300) -> dict[str, Any]:
+        """The status shows scoring under way (the driver's progress annotation, relayed by the operator)."""
+        def check(s: dict[str, Any]) -> Any:
             p = s.get("progress") or {}
-            if s.get("phase") == "Succeeded" or p.get("percent", 0) >= 75:
-                raise AssertionError(f"{name} got to {p.get('percent', 100)}% before the fault could be injected; make "
-                                     "the job longer (TFSCORE_E2E_ROWS)")
-            return p.get("tasksDone", 0) >= 1
-        return self.wait(name, "scoring under way", scoring, timeout)
+            assert s.get("phase") != "Succeeded", f"{name} finished before its status showed progress mid-run"
+            return 0 < p.get("tasksDone", 0) < p.get("tasksTotal", 0) and s
+        return self.wait(name, "progress mid-run in the status", check, timeout)
+
+    def tasks_writing(self, name: str, volume: Path, tasks: int, timeout: float = 300) -> int:
+        """Scoring is under way and far from done: >= 2 task-attempt files in the job's staging on the volume (each task
+        opens its file at its first batch; they stay in _attempts/ until the commit), at most 3/4 of the tasks. Watched
+        on the volume itself (every 0.2 s): finer than the progress annotation, which the driver patches every 5 s."""
+        out = volume / "out"
+
+        def check(s: dict[str, Any]) -> int:
+            assert s.get("phase") != "Succeeded", f"{name} finished before a fault could be injected"
+            for _ in range(10):
+                n = sum(1 for _ in out.glob(f".{name}.tfscore-out-*/_attempts/*"))
+                if n >= 2:
+                    assert n <= tasks * 3 // 4, f"{name} already had {n} of {tasks} tasks writing; make it longer"
+                    return n
+                time.sleep(0.2)
+            return 0
+        return self.wait(name, "tasks writing into the staging", check, timeout, interval=0)
 
     def diagnose(self, name: str) -> str:
         """What a human would look at: the job, its pods, events, driver and operator log tails."""

@@ -1,7 +1,8 @@
 """ScoringJobs on a real cluster: the example job end to end, then the same job with a fault injected mid-run.
 
-Every run scores the same 200,000 rows of the volume and must produce exactly the predictions of a local `tfscore run`:
-one row per id, none missing, none twice. Jobs run one after another (a driver takes a whole core of the 2-core node).
+Every run scores the same rows of the volume (300,000 by default) and must produce exactly the predictions of a local
+`tfscore run`: one row per id, none missing, none twice. Jobs run one after another (a driver takes a whole core of the
+2-core node).
 """
 
 from __future__ import annotations
@@ -12,7 +13,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from e2e_harness import JOBS_NS, RELEASE, RELEASE_NS, Jobs, example_docs, job_manifest, on_host, read_scores, timed, wait_for
+from e2e_harness import (
+    JOBS_NS,
+    RELEASE,
+    RELEASE_NS,
+    TASKS,
+    Jobs,
+    example_docs,
+    job_manifest,
+    on_host,
+    read_scores,
+    timed,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +86,7 @@ def test_example_job_succeeds_and_equals_a_local_run(jobs: Jobs, volume: Path, r
     name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
     with timed("job: example"):
         jobs.apply(job)
-        mid = jobs.mid_run(name)
+        mid = jobs.progress_mid_run(name)
         running = jobs.table(name)
         status = jobs.succeeded(name)
     assert mid["phase"] == "Running" and 0 < mid["progress"]["tasksDone"] < mid["progress"]["tasksTotal"], mid
@@ -98,7 +111,7 @@ def test_executor_pod_deleted_mid_run(jobs: Jobs, volume: Path, reference: dict[
     name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
     with timed("job: executor pod deleted"):
         jobs.apply(job)
-        jobs.mid_run(name)
+        jobs.tasks_writing(name, volume, TASKS)
         selector = f"tfscore.io/job={name},tfscore.io/role=executor"
         before = {p["metadata"]["name"] for p in jobs.pods(selector)}
         victim = jobs.executor_pods(name)[0]["metadata"]["name"]
@@ -120,7 +133,7 @@ def test_driver_pod_deleted_mid_run(jobs: Jobs, volume: Path, reference: dict[st
     name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
     with timed("job: driver pod deleted"):
         jobs.apply(job)
-        jobs.mid_run(name)
+        jobs.tasks_writing(name, volume, TASKS)
         jobs("delete", "pod", f"{name}-driver-1", "--wait=false")
         status = jobs.succeeded(name)
     check_result(status, rows, job)
@@ -139,7 +152,7 @@ def test_operator_restarted_mid_run(jobs: Jobs, volume: Path, reference: dict[st
     selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
     with timed("job: operator restarted"):
         jobs.apply(job)
-        jobs.mid_run(name)
+        jobs.tasks_writing(name, volume, TASKS)
         old = json.loads(jobs.kubectl("-n", RELEASE_NS, "get", "pods", "-l", selector, "-o", "json").stdout)["items"]
         jobs.kubectl("-n", RELEASE_NS, "delete", "pod", *(p["metadata"]["name"] for p in old), "--wait=false")
         jobs.kubectl("-n", RELEASE_NS, "wait", "--for=delete", *(f"pod/{p['metadata']['name']}" for p in old),
