@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,15 +81,22 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def target() -> Iterator[Target]:
-    with timed("cluster up"):
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """A timed setup step: Unavailable skips (fails under CI=true), RuntimeError (a command that failed) fails."""
+    with timed(name):
         try:
-            chosen = select_target()
+            yield
         except Unavailable as exc:
             unavailable(str(exc))
         except RuntimeError as exc:
             pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def target() -> Iterator[Target]:
+    with step("cluster up"):
+        chosen = select_target()
     print(f"\ne2e target: {chosen.describe()}")
     try:
         yield chosen
@@ -134,18 +142,10 @@ def images(target: Target, kubectl: Kubectl) -> dict[str, Image]:
         if given:
             found[kind] = Image(given)
         else:
-            with timed(f"image build {kind}"):
-                try:
-                    found[kind] = build_image(kind, target.engine)
-                except RuntimeError as exc:
-                    pytest.fail(str(exc), pytrace=False)
-        with timed(f"image load {kind}"):
-            try:
-                loaded = ensure_on_node(target, kubectl, found[kind])
-            except Unavailable as exc:
-                unavailable(str(exc))
-            except RuntimeError as exc:
-                pytest.fail(str(exc), pytrace=False)
+            with step(f"image build {kind}"):
+                found[kind] = build_image(kind, target.engine)
+        with step(f"image load {kind}"):
+            loaded = ensure_on_node(target, kubectl, found[kind])
         print(f"{kind} image: {found[kind].ref} ({'loaded' if loaded else 'already on the node'})")
     return found
 

@@ -49,14 +49,29 @@ def check_output(job: dict[str, Any], volume: Path, reference: dict[str, Any]) -
     return manifest
 
 
-def check_result(status: dict[str, Any], rows: int, job: dict[str, Any]) -> None:
-    """The driver's termination message became status.result; the model it resolved became status.model."""
+def check_done(jobs: Jobs, job: dict[str, Any], status: dict[str, Any], volume: Path, reference: dict[str, Any],
+               attempts: int = 1) -> None:
+    """A Succeeded job: status.result from the driver's termination message, status.model, progress at 100%; `attempts`
+    attempts of which only the last driver pod is left; and its output (check_output)."""
+    name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
     result = status.get("result") or {}
     assert (result.get("rowsIn"), result.get("rowsOut"), result.get("rowsQuarantined")) == (rows, rows, 0), result
     assert result.get("outputUri") == job["spec"]["output"]["uri"]
     assert (status.get("model") or {}).get("version") == "1", status.get("model")
     progress = status.get("progress") or {}
     assert progress.get("percent") == 100 and progress.get("rowsScored") == rows, progress
+    assert (status["attempts"], status.get("failed", 0)) == (attempts, attempts - 1), status
+    drivers = [p["metadata"]["name"] for p in jobs.driver_pods(name)]
+    assert drivers == [f"{name}-driver-{attempts}"], f"driver pods: {drivers}"
+    check_output(job, volume, reference)
+
+
+def start_mid_run(jobs: Jobs, volume: Path, name: str) -> dict[str, Any]:
+    """The example job under `name`, applied; returns once its tasks are writing (the moment to break something)."""
+    job = job_manifest(name)
+    jobs.apply(job)
+    jobs.tasks_writing(name, volume, TASKS)
+    return job
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -94,75 +109,59 @@ def test_example_job_succeeds_and_equals_a_local_run(jobs: Jobs, volume: Path, r
     done = jobs.table(name)
     assert (done["PHASE"], done["PROGRESS"], done["ROWS"], done["MODEL"]) == ("Succeeded", "100", str(rows), "/data/model"), \
         done
-    check_result(status, rows, job)
-    assert status["attempts"] == 1, status
+    check_done(jobs, job, status, volume, reference)
     driver = jobs.driver_pods(name)
-    assert [p["metadata"]["name"] for p in driver] == [f"{name}-driver-1"]
     annotation = json.loads(driver[0]["metadata"]["annotations"]["tfscore.io/progress"])
     assert annotation["rowsScored"] == rows and annotation["percent"] == 100, annotation
     terminated = driver[0]["status"]["containerStatuses"][0]["state"]["terminated"]
     assert terminated["exitCode"] == 0 and json.loads(terminated["message"])["rowsOut"] == rows, terminated
-    check_output(job, volume, reference)
 
 
 def test_executor_pod_deleted_mid_run(jobs: Jobs, volume: Path, reference: dict[str, Any]) -> None:
-    """An executor pod deleted while tasks run: Spark replaces it and reruns its tasks; exact rows, no duplicates."""
-    job = job_manifest("e2e-executor-fault")
-    name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
+    """An executor pod deleted while tasks run: Spark replaces it and reruns its tasks; exact rows, no duplicates, and
+    no driver attempt lost."""
+    name = "e2e-executor-fault"
+    selector = f"tfscore.io/job={name},tfscore.io/role=executor"
     with timed("job: executor pod deleted"):
-        jobs.apply(job)
-        jobs.tasks_writing(name, volume, TASKS)
-        selector = f"tfscore.io/job={name},tfscore.io/role=executor"
+        job = start_mid_run(jobs, volume, name)
         before = {p["metadata"]["name"] for p in jobs.pods(selector)}
         victim = jobs.executor_pods(name)[0]["metadata"]["name"]
         jobs("delete", "pod", victim, "--wait=false")
         wait_for(f"an executor replacing {victim}", lambda: {p["metadata"]["name"] for p in jobs.pods(selector)} - before,
                  timeout=120, interval=1.0)
         status = jobs.succeeded(name)
-    check_result(status, rows, job)
-    assert status["attempts"] == 1, f"an executor loss must not cost a driver attempt: {status}"
+    check_done(jobs, job, status, volume, reference)
     executors = [p["metadata"]["name"] for p in jobs.pods(selector)]
     assert victim not in executors and len(executors) >= 2, f"expected a replacement executor: {executors}"
-    check_output(job, volume, reference)
 
 
 def test_driver_pod_deleted_mid_run(jobs: Jobs, volume: Path, reference: dict[str, Any]) -> None:
-    """The driver pod deleted mid-run: the attempt fails, the operator starts attempt 2, which succeeds; the output holds
-    exactly the second attempt's rows (nothing of the first one committed or left beside it)."""
-    job = job_manifest("e2e-driver-fault")
-    name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
+    """The driver pod deleted mid-run: the attempt fails (SIGTERM: tasks cancelled, staging discarded), the operator starts
+    attempt 2, which succeeds; the output holds exactly its rows, nothing of attempt 1 in or beside it."""
+    name = "e2e-driver-fault"
     with timed("job: driver pod deleted"):
-        jobs.apply(job)
-        jobs.tasks_writing(name, volume, TASKS)
+        job = start_mid_run(jobs, volume, name)
         jobs("delete", "pod", f"{name}-driver-1", "--wait=false")
         status = jobs.succeeded(name)
-    check_result(status, rows, job)
-    assert (status["attempts"], status.get("failed")) == (2, 1), status
-    assert [p["metadata"]["name"] for p in jobs.driver_pods(name)] == [f"{name}-driver-2"]
+    check_done(jobs, job, status, volume, reference, attempts=2)
     events = jobs("get", "events", f"--field-selector=involvedObject.name={name}",
                   "-o", "jsonpath={range .items[*]}{.reason}: {.message}{'\\n'}{end}").stdout
-    assert "AttemptFailed" in events, events
-    check_output(job, volume, reference)
+    assert "AttemptFailed" in events and "SIGTERM" in events, events
 
 
 def test_operator_restarted_mid_run(jobs: Jobs, volume: Path, reference: dict[str, Any]) -> None:
     """The operator pod deleted mid-run: its successor picks the job up where it is; one driver pod, one attempt."""
-    job = job_manifest("e2e-operator-restart")
-    name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
-    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+    name = "e2e-operator-restart"
+    operator = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
     with timed("job: operator restarted"):
-        jobs.apply(job)
-        jobs.tasks_writing(name, volume, TASKS)
-        old = json.loads(jobs.kubectl("-n", RELEASE_NS, "get", "pods", "-l", selector, "-o", "json").stdout)["items"]
-        jobs.kubectl("-n", RELEASE_NS, "delete", "pod", *(p["metadata"]["name"] for p in old), "--wait=false")
-        jobs.kubectl("-n", RELEASE_NS, "wait", "--for=delete", *(f"pod/{p['metadata']['name']}" for p in old),
-                     "--timeout=120s")
-        jobs.kubectl("-n", RELEASE_NS, "wait", "--for=condition=Ready", "pod", f"-l={selector}", "--timeout=120s")
+        job = start_mid_run(jobs, volume, name)
+        old = [p["metadata"]["name"] for p in json.loads(
+            jobs.kubectl("-n", RELEASE_NS, "get", "pods", "-l", operator, "-o", "json").stdout)["items"]]
+        jobs.kubectl("-n", RELEASE_NS, "delete", "pod", *old, "--wait=false")
+        jobs.kubectl("-n", RELEASE_NS, "wait", "--for=delete", *(f"pod/{p}" for p in old), "--timeout=120s")
+        jobs.kubectl("-n", RELEASE_NS, "wait", "--for=condition=Ready", "pod", f"-l={operator}", "--timeout=120s")
         status = jobs.succeeded(name)
-    check_result(status, rows, job)
-    assert status["attempts"] == 1, status
-    assert [p["metadata"]["name"] for p in jobs.driver_pods(name)] == [f"{name}-driver-1"], "duplicate driver pods"
-    check_output(job, volume, reference)
+    check_done(jobs, job, status, volume, reference)
 
 
 def test_jobs_namespace_is_restricted(jobs: Jobs) -> None:
