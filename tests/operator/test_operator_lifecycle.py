@@ -31,7 +31,7 @@ def test_create_makes_owned_children_with_deterministic_names(k8s: Cluster):
     assert "spark.kubernetes.driver.pod.name=risk-driver-1" in cm.data["spark.properties"]
     assert svc.spec.cluster_ip == "None"
     c = pod.spec.containers[0]
-    assert c.command[:2] == ["tfscore", "run"] and c.security_context.read_only_root_filesystem
+    assert c.args[:2] == ["tfscore", "run"] and not c.command and c.security_context.read_only_root_filesystem
     st = k8s.wait_phase("risk", "Pending")
     assert st["attempts"] == 1 and st["driverPod"] == "risk-driver-1" and st["observedGeneration"] == 1
     k8s.wait_event("risk", "Started")
