@@ -1,10 +1,10 @@
 """The end-to-end tier's cluster, images, data volume and release (imported by conftest.py and the tests; no fixtures).
 
 Target (first that applies):
-1. $KUBECONFIG set: that cluster, used as is (nothing started or stopped). Images: loaded with hack/cluster/load-image.sh when
-   it is the local harness's kubeconfig, with `kind load` when its context is a kind cluster; otherwise the node must
-   already have them (or set TFSCORE_E2E_RUNTIME_IMAGE / TFSCORE_E2E_OPERATOR_IMAGE to refs it can pull). The data
-   volume is a local PersistentVolume at the path this process writes: the node must see this machine's filesystem.
+1. $KUBECONFIG set: that cluster, used as is (nothing started or stopped; the harness's own kubeconfig means target 3).
+   Images: loaded with `kind load` when its context is a kind cluster; otherwise the node must already have them (or
+   set TFSCORE_E2E_RUNTIME_IMAGE / TFSCORE_E2E_OPERATOR_IMAGE to refs it can pull). The data volume is a local
+   PersistentVolume at the path this process writes: the node must see this machine's filesystem.
 2. docker + kind work: a kind cluster `tfscore-e2e` whose node mounts the data directory at the same path; images built
    with docker and `kind load`ed; deleted at the end. (Not exercised on the project's CI machine, which has no Docker.)
 3. Otherwise the local harness: `hack/cluster/up.sh node`, images imported with `hack/cluster/load-image.sh`, and
@@ -149,8 +149,8 @@ def select_target() -> Target:
     env = harness_env()
     if os.environ.get("KUBECONFIG"):
         path = os.environ["KUBECONFIG"]
-        if _same_file(path, env["KUBECONFIG"]):
-            return Target("kubeconfig", path, load=_harness_load, notes=["the local harness"])
+        if _same_file(path, env["KUBECONFIG"]):  # `export $(hack/cluster/env.sh)`: the harness, started if down
+            return _start_harness(env)
         if _current_context(path).startswith("kind-") and _kind_works():
             return Target("kubeconfig", path, load=_kind_load, engine="docker", notes=["a kind cluster"])
         return Target("kubeconfig", path, notes=["images must already be on the node"])
