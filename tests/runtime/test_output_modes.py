@@ -100,3 +100,22 @@ def test_append_records_run_history(run, models, tmp_path, data):
     manifest = json.loads((out / "_tfscore.json").read_text())
     assert manifest["result"]["rowsOut"] == 1000 and len(manifest["history"]) == 1
     assert ids(out) == list(range(2000))
+
+
+def test_retry_cleans_up_after_a_killed_attempt(run, models, tmp_path, data):
+    """A driver killed with no chance to clean up (SIGKILL, OOM, lost node) left staging beside the output; the next
+    attempt of the same ScoringJob (same uid) removes it, and another job's staging is left alone."""
+    from tfscore.runtime import io
+
+    uid = "5d0c1b2a-0000-4000-8000-00000000abcd"
+    out = tmp_path / "out"
+    killed = tmp_path / io.staging_uri(str(out), io.new_run_id(uid), "out").rsplit("/", 1)[1] / "_attempts"
+    killed.mkdir(parents=True)
+    (killed / "part-00000-x.parquet").write_bytes(b"half a file")
+    other = tmp_path / io.staging_uri(str(out), io.new_run_id("another-job"), "out").rsplit("/", 1)[1]
+    other.mkdir()
+    d = doc(models, data(1000, 1), out, "errorIfExists")
+    d["metadata"]["uid"] = uid
+    run(d)
+    assert ids(out) == list(range(1000))
+    assert not killed.parent.exists() and other.exists()

@@ -225,3 +225,26 @@ def test_read_properties_round_trip(tmp_path):
     assert read_properties(str(path)) == props
     with pytest.raises(TfscoreError, match="--spark-properties: cannot read"):
         read_properties(str(tmp_path / "missing"))
+
+
+def test_recover_after_killed_attempts(tmp_path):
+    uid = "0b5e2a4c-9d1f-4e3b-8a7c-123456789abc"
+    final = tmp_path / "out"
+    stale = io.staging_uri(str(final), io.new_run_id(uid), "out")
+    other_job = io.staging_uri(str(final), io.new_run_id("ffffffff-0000-0000-0000-000000000000"), "out")
+    for d in (stale, other_job):
+        _write(Path(d) / "_attempts", [1])
+    # An overwrite killed between its two renames: the old output sits aside, the output itself is gone.
+    aside = io.staging_uri(str(final), io.new_run_id(uid), "old")
+    _write(Path(aside), [7, 8])
+    done = io.recover(str(final), uid)
+    assert len(done) == 2 and any("restored" in d for d in done)
+    assert sorted(pq.read_table(str(final))["id"].to_pylist()) == [7, 8]
+    assert not Path(stale).exists() and not Path(aside).exists()
+    assert Path(other_job).exists(), "another job's staging is not ours to touch"
+    # Killed after the new output was in place: the aside copy is the stale one.
+    aside2 = io.staging_uri(str(final), io.new_run_id(uid), "old")
+    _write(Path(aside2), [1])
+    assert io.recover(str(final), uid) == [f"removed {Path(aside2).name} left by an earlier attempt"]
+    assert sorted(pq.read_table(str(final))["id"].to_pylist()) == [7, 8]
+    assert io.recover(str(final), "") == []

@@ -185,8 +185,41 @@ def staging_uri(final_uri: str, run_id: str, kind: str = "out") -> str:
     return posixpath.join(parent, f".{name}.tfscore-{kind}-{run_id}")
 
 
-def new_run_id() -> str:
-    return uuid.uuid4().hex[:12]
+def _owner_tag(owner: str) -> str:
+    return "".join(c for c in owner.lower() if c.isalnum())[:12]
+
+
+def new_run_id(owner: str | None = None) -> str:
+    """A fresh id for one run's staging names: `<owner>-<random>` when the run belongs to a ScoringJob (its uid), so a
+    later attempt of the same job recognises what an earlier, killed attempt left behind."""
+    rand = uuid.uuid4().hex[:8]
+    return f"{_owner_tag(owner)}-{rand}" if owner else uuid.uuid4().hex[:12]
+
+
+def recover(final_uri: str, owner: str, field: str = "output.uri") -> list[str]:
+    """Clean up after earlier attempts of the same job that were killed without a chance to (SIGKILL, OOM, node lost).
+
+    Their staging directories beside `final_uri` are deleted. An overwrite's aside copy of the old output is moved back
+    when the output itself is missing (the kill fell between the two renames of the commit), and deleted otherwise (the
+    new output is complete). Returns what was done, for the log."""
+    fs, fpath = fs_and_path(final_uri, field)
+    parent, name = posixpath.split(fpath.rstrip("/"))
+    prefix, tag = f".{name}.tfscore-", f"-{_owner_tag(owner)}-"
+    if not owner or not fs.exists(parent):
+        return []
+    done = []
+    for entry in sorted(fs.ls(parent, detail=False)):
+        base = posixpath.basename(entry.rstrip("/"))
+        if not base.startswith(prefix) or tag not in base[len(prefix):]:
+            continue
+        kind = base[len(prefix):].split("-", 1)[0]
+        if kind == "old" and not fs.exists(fpath):
+            _move_tree(fs, entry, fpath)
+            done.append(f"restored the previous output of {final_uri} from an interrupted overwrite")
+        else:
+            fs.rm(entry, recursive=True)
+            done.append(f"removed {base} left by an earlier attempt")
+    return done
 
 
 def count_rows(uri: str, fmt: str, options: dict[str, str] | None = None) -> int:

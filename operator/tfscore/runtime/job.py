@@ -128,9 +128,14 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     opts = options or RunOptions()
     spec = job.spec
     started = time.time()
-    run_id = io.new_run_id()
+    owner = (job.metadata.model_extra or {}).get("uid")
+    run_id = io.new_run_id(owner)
     out = spec.output
 
+    if owner:
+        for uri, field in ((out.uri, "output.uri"), (spec.quarantine_uri, "quarantineUri")):
+            for line in io.recover(uri, owner, field) if uri else ():
+                print(f"tfscore: {line}", file=sys.stderr)
     _check_output(job)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The JVM starts while TensorFlow reads the model on this thread.
