@@ -103,7 +103,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default=str(HERE / "work"))
     ap.add_argument("--tabular-rows", type=int, default=2_000_000)
-    ap.add_argument("--image-rows", type=int, default=60_000)
+    ap.add_argument("--image-rows", type=int, default=200_000)
     ap.add_argument("--memory-rows", type=int, nargs=2, default=[500_000, 5_000_000])
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "results.json"))

@@ -149,8 +149,8 @@ def plan_parquet(uri: str, columns: list[str], parallelism: int, min_rows: int,
                 raise TfscoreError(f"input.uri: column {c!r} is {schema.field(c).type} in {prefix}{footers[0][0]} "
                                    f"but {got} in {prefix}{path}")
     total = sum(md.num_rows for _, md, _ in footers)
-    # Enough splits to keep every core busy and the progress bar moving, none so small that task overhead shows.
-    target = split_rows or max(min_rows, min(4_000_000, total // max(1, parallelism * 3) + 1))
+    # Two waves of tasks: every core busy, some slack for uneven tasks, few enough that per-task overhead stays small.
+    target = split_rows or max(min_rows, min(4_000_000, total // max(1, parallelism * 2) + 1))
     splits: list[Split] = []
     for path, md, _ in footers:
         groups: list[int] = []
@@ -168,12 +168,15 @@ def plan_parquet(uri: str, columns: list[str], parallelism: int, min_rows: int,
 
 
 def read_split(split: Split, columns: list[str], batch_size: int):
-    """Stream a split as record batches (memory bounded by one batch, not the split)."""
+    """Stream a split as record batches, one row group at a time: memory is bounded by a row group, not the split.
+
+    (Given all the split's row groups at once, pyarrow pre-buffers every one of them before the first batch.) Within a
+    row group the column chunks are fetched with coalesced reads, which is what object stores want."""
     fs, path = fsspec.core.url_to_fs(split.uri)
     with fs.open(path, "rb") as fh:
         pf = pq.ParquetFile(fh, buffer_size=1 << 20)
-        yield from pf.iter_batches(batch_size=batch_size, row_groups=list(split.row_groups), columns=columns,
-                                   use_threads=False)
+        for group in split.row_groups:
+            yield from pf.iter_batches(batch_size=batch_size, row_groups=[group], columns=columns, use_threads=False)
 
 
 # ---------------------------------------------------------------- staged output and commit

@@ -332,6 +332,7 @@ def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str
               started: float,
               per_part: dict[int, dict[str, Any]]) -> dict[str, Any]:
     firsts = [v["firstBatchAt"] for v in per_part.values() if v.get("firstBatchAt")]
+    spans = [(v["startedAt"], v["endedAt"]) for v in per_part.values() if v.get("startedAt") and v.get("endedAt")]
     return {
         "tfscore": __version__,
         "runId": run_id,
@@ -344,6 +345,9 @@ def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str
         "writer": writer,
         "tasks": len(per_part),
         "firstBatchAt": min(firsts) if firsts else None,
+        # Task time vs wall time tells whether the executors were busy (taskSeconds ≈ cores × scoringSeconds).
+        "scoringSeconds": round(max(e for _, e in spans) - min(s for s, _ in spans), 3) if spans else 0.0,
+        "taskSeconds": round(sum(e - s for s, e in spans), 3),
         "workerPeakRssMb": max((v.get("peakRssMb") or 0 for v in per_part.values()), default=0),
         "model": {**model.status(), "versionUri": model.version_uri, "tags": list(model.tags),
                   "inputs": [t.describe() for t in model.signature.inputs.values()],

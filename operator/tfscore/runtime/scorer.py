@@ -171,6 +171,7 @@ def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -
     the driver cancels the job and reports the message as it is.
     """
     partition, attempt, cores = _task_context()
+    started_at = time.time()
     quarantine = output = None
     report: dict = {}
     try:
@@ -214,7 +215,8 @@ def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -
                 yield out
         report = {"in": rows_in, "out": rows_out, "q": quarantine.rows if quarantine else 0,
                   "ofile": output.close() if output else None, "qfile": quarantine.close() if quarantine else None,
-                  "firstBatchAt": first_batch_at, "peakRssMb": _peak_rss_mb()}
+                  "startedAt": started_at, "firstBatchAt": first_batch_at, "endedAt": time.time(),
+                  "peakRssMb": _peak_rss_mb()}
     except TfscoreError as exc:
         if task.counts is None:
             raise WorkerError(exc) from None
