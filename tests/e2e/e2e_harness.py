@@ -401,7 +401,7 @@ class Jobs:
     def tasks_writing(self, name: str, volume: Path, tasks: int, timeout: float = 300) -> int:
         """Scoring is under way and far from done: >= 2 task-attempt files in the job's staging on the volume (each task
         opens its file at its first batch; they stay in _attempts/ until the commit), at most 3/4 of the tasks. Watched
-        on the volume itself (every 0.2 s): finer than the progress annotation, which the driver patches every 5 s."""
+        on the volume itself (every 0.2 s): finer than the progress annotation, which the driver patches every 2 s."""
         out = volume / "out"
 
         def check(s: dict[str, Any]) -> int:

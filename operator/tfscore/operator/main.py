@@ -102,6 +102,7 @@ def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standa
     config = OperatorConfig.from_env()
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per watch event
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # not a line per liveness probe
     if priority is None and not standalone:
         priority = random.SystemRandom().randint(1, 2**31 - 1)
     kopf.run(

@@ -38,7 +38,7 @@ class Snapshot:
 class PodAnnotationSink:
     """PATCHes the driver pod's progress annotation (at most every `interval` seconds; failures only logged)."""
 
-    def __init__(self, interval: float = 5.0):
+    def __init__(self, interval: float = 2.0):
         self.pod = os.environ["POD_NAME"]
         self.namespace = os.environ.get("POD_NAMESPACE") or open(f"{SA_DIR}/namespace").read().strip()
         host = os.environ["KUBERNETES_SERVICE_HOST"]
