@@ -248,3 +248,17 @@ def test_recover_after_killed_attempts(tmp_path):
     assert io.recover(str(final), uid) == [f"removed {Path(aside2).name} left by an earlier attempt"]
     assert sorted(pq.read_table(str(final))["id"].to_pylist()) == [7, 8]
     assert io.recover(str(final), "") == []
+
+
+def test_validate_list_columns_nested_nulls_and_range():
+    sig = Signature("s", {"img": TensorInfo("img", "int8", (None, 2, 2))}, {"o": TensorInfo("o", "int8", (None,))})
+    b = bind(sig, schema(img=pa.list_(pa.list_(pa.int64()))), {}, [], {}, "src")
+    batch = pa.record_batch({"img": pa.array([[[1, 2], [3, 4]], [[1, None], [3, 4]], [[1, 2], [3]], [[1, 2], [3, 999]]],
+                                             pa.list_(pa.list_(pa.int64())))})
+    invalid, reasons = b.validate(batch)
+    assert invalid.tolist() == [False, True, True, True]
+    assert reasons[1] == "column 'img' has null elements"
+    assert "has 3 values per row" in reasons[2] and "wants 4" in reasons[2]
+    assert reasons[3] == "column 'img' has values outside int8's range"
+    good = batch.filter(pa.array(~invalid))
+    assert b.to_tensors(good)["img"].tolist() == [[[1, 2], [3, 4]]]

@@ -134,26 +134,29 @@ class Binding:
         for b in self.inputs:
             for col in b.columns:
                 arr = batch.column(col)
-                if arr.null_count:
-                    flag(arr.is_null().to_numpy(zero_copy_only=False), f"column {col!r} is null")
+                nulls = arr.is_null().to_numpy(zero_copy_only=False) if arr.null_count else None
+                if nulls is not None:
+                    flag(nulls, f"column {col!r} is null")
+                lengths = values = None
                 if b.kind == "array":
                     lengths, values = _row_lengths(arr)
                     if values.null_count:
-                        flag(_rows_with_null_values(arr), f"column {col!r} has null elements")
+                        flag(_rows_where(lengths, values.is_null().to_numpy(zero_copy_only=False)),
+                             f"column {col!r} has null elements")
                     want = b.tensor.row_size
                     if want is None:  # unknown inner size: rows must agree with each other
-                        ok = lengths[~arr.is_null().to_numpy(zero_copy_only=False)] if arr.null_count else lengths
+                        ok = lengths[~nulls] if nulls is not None else lengths
                         want = int(ok[0]) if len(ok) else 0
                     bad = lengths != want
-                    if arr.null_count:
-                        bad &= ~arr.is_null().to_numpy(zero_copy_only=False)
+                    if nulls is not None:
+                        bad &= ~nulls
                     if bad.any():
                         first = int(lengths[np.argmax(bad)])
                         flag(bad, f"column {col!r} has {first} values per row; signature input {b.tensor.name!r} "
                                   f"wants {want} (shape {_shape_text(b.tensor)})")
                 if b.tensor.dtype in _INT_SIG:
-                    flag(_out_of_range(arr, b.tensor.dtype), f"column {col!r} has values outside "
-                                                             f"{b.tensor.dtype}'s range")
+                    flag(_out_of_range(arr, b.tensor.dtype, lengths, values),
+                         f"column {col!r} has values outside {b.tensor.dtype}'s range")
         return invalid, reasons
 
     def to_tensors(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
@@ -169,7 +172,7 @@ class Binding:
             elif b.kind == "scalar":
                 out[b.tensor.name] = _to_numpy(batch.column(b.columns[0]), b.np_dtype).reshape(b.target_shape(n))
             else:
-                _, values = _row_lengths(batch.column(b.columns[0]))
+                values = _leaf_values(batch.column(b.columns[0]))
                 out[b.tensor.name] = _to_numpy(values, b.np_dtype).reshape(b.target_shape(n))
         return out
 
@@ -214,6 +217,15 @@ def _from_numpy(values: np.ndarray, leaf: pa.DataType) -> pa.Array:
     return pa.array(values.astype(leaf.to_pandas_dtype(), copy=False), type=leaf)
 
 
+def _leaf_values(arr: pa.Array) -> pa.Array:
+    """The flat leaf values of a (nested) list column, in row order (no copies)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    while _is_list(arr.type):
+        arr = arr.flatten()
+    return arr
+
+
 def _row_lengths(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Elements per row (all nesting levels flattened) and the flat leaf values of a list column."""
     if isinstance(arr, pa.ChunkedArray):
@@ -233,15 +245,16 @@ def _row_lengths(arr: pa.Array) -> tuple[np.ndarray, pa.Array]:
     return lengths, values
 
 
-def _rows_with_null_values(arr: pa.Array) -> np.ndarray:
-    lengths, values = _row_lengths(arr)
-    owner = np.repeat(np.arange(len(arr)), lengths)
-    mask = np.zeros(len(arr), dtype=bool)
-    mask[owner[values.is_null().to_numpy(zero_copy_only=False)]] = True
+def _rows_where(lengths: np.ndarray, leaf_mask: np.ndarray) -> np.ndarray:
+    """Rows of a list column that hold at least one leaf value where `leaf_mask` is true."""
+    mask = np.zeros(len(lengths), dtype=bool)
+    mask[np.repeat(np.arange(len(lengths)), lengths)[leaf_mask]] = True
     return mask
 
 
-def _out_of_range(arr: pa.Array, sig_dtype: str) -> np.ndarray:
+def _out_of_range(arr: pa.Array, sig_dtype: str, lengths: np.ndarray | None = None,
+                  values: pa.Array | None = None) -> np.ndarray:
+    """Rows with an integer outside `sig_dtype`'s range (`lengths`/`values`: a list column's, when already known)."""
     leaf = _leaf_type(arr.type)
     if not pa.types.is_integer(leaf):
         return np.zeros(len(arr), dtype=bool)
@@ -250,12 +263,10 @@ def _out_of_range(arr: pa.Array, sig_dtype: str) -> np.ndarray:
     if src.min >= info.min and src.max <= info.max:
         return np.zeros(len(arr), dtype=bool)
     if _is_list(arr.type):
-        lengths, values = _row_lengths(arr)
+        if lengths is None or values is None:
+            lengths, values = _row_lengths(arr)
         v = pc.fill_null(values, 0).to_numpy(zero_copy_only=False)
-        owner = np.repeat(np.arange(len(arr)), lengths)
-        mask = np.zeros(len(arr), dtype=bool)
-        mask[owner[(v < info.min) | (v > info.max)]] = True
-        return mask
+        return _rows_where(lengths, (v < info.min) | (v > info.max))
     v = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False)
     return (v < info.min) | (v > info.max)
 
