@@ -47,6 +47,13 @@ def test_cel_exactly_one_input_source(k8s: Cluster):
     assert "input.format must be 'table'" in message
 
 
+def test_env_entries_are_checked_like_the_models_do(k8s: Cluster):
+    assert "spec.env[0].name: Required value" in refused(k8s, scoringjob("bad", env=[{"value": "x"}]))
+    both = [{"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]
+    message = refused(k8s, scoringjob("bad", env=both))
+    assert "spec.env[0].valueFrom" in message and "an env entry takes value or valueFrom, not both" in message
+
+
 def test_integer_model_version_is_accepted_like_the_models_do(k8s: Cluster):
     k8s.create(scoringjob("v3", model={"uri": "s3a://m/", "version": 3}))
     k8s.wait_pod("v3")

@@ -56,3 +56,73 @@ def test_s3_model_input_and_output(run, s3, models, tmp_path, monkeypatch):
                     input={"columns": {"features": FEATURES}}))
     s3.invalidate_cache()
     assert sorted(s3.find("lake/scores")) == before
+
+
+def test_local_run_applies_spec_env_to_driver_and_workers(s3, s3_endpoint, models, tmp_path):
+    """`tfscore run` in a fresh process whose environment has no S3 settings: spec.env alone (with a $(NAME)
+    reference, as Kubernetes expands it) lets the driver read the model and the Python workers read and write the
+    buckets. A valueFrom entry only a cluster can resolve gets a note naming it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    s3.put(str(models["mlp"]) + "/", "models/env-risk/", recursive=True)
+    cols = testing.tabular_columns(2000, 8, seed=32)
+    local = testing.write_parquet(tmp_path / "in", cols, row_group=500, files=2)
+    s3.put(local + "/", "lake/env-features/", recursive=True)
+    env_spec = [{"name": "S3", "value": s3_endpoint},
+                {"name": "AWS_ENDPOINT_URL", "value": "$(S3)"}, {"name": "AWS_ENDPOINT_URL_S3", "value": "$(S3)"},
+                {"name": "AWS_ACCESS_KEY_ID", "value": os.environ["AWS_ACCESS_KEY_ID"]},
+                {"name": "AWS_SECRET_ACCESS_KEY", "value": os.environ["AWS_SECRET_ACCESS_KEY"]},
+                {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
+                {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "scoring", "key": "token"}}}]
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(job_doc("s3://models/env-risk", "s3://lake/env-features", "s3://lake/env-scores",
+                                               input={"columns": {"features": FEATURES}},
+                                               output={"passthrough": ["id"]}, env=env_spec)))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    clean.update(TF_CPP_MIN_LOG_LEVEL="2", TFSCORE_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "tfscore"), "run", str(manifest), "--json",
+                           "--master", "local[2]"], capture_output=True, text=True, env=clean, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["rowsOut"] == 2000
+    assert ("spec.env[6] API_TOKEN: secretKeyRef is resolved only by Kubernetes; left unset: export it to set it"
+            in proc.stderr), proc.stderr[-3000:]
+    s3.invalidate_cache()
+    got = pq.ParquetDataset("lake/env-scores", filesystem=s3).read().sort_by("id")
+    expected = testing.call_signature(str(models["mlp"] / "2"),
+                                      {"features": np.stack([cols[c] for c in FEATURES], 1)})["probability"][:, 0]
+    np.testing.assert_allclose(got["probability"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["model", "input", "output"])
+def test_missing_storage_credentials_name_the_field(s3, s3_endpoint, models, tmp_path, where):
+    """No credentials for a bucket: one sentence naming the field and the URI (not a botocore traceback), exit 2,
+    nothing written."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    local_in = testing.write_parquet(tmp_path / "in", testing.tabular_columns(100, 8))
+    uris = {"model": str(models["mlp"]), "input": local_in, "output": str(tmp_path / "out")}
+    uris[where] = {"model": "s3://models/risk", "input": "s3://lake/features", "output": "s3://lake/nocreds"}[where]
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(job_doc(uris["model"], uris["input"], uris["output"],
+                                               input={"columns": {"features": FEATURES}})))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=s3_endpoint, AWS_ENDPOINT_URL_S3=s3_endpoint, AWS_DEFAULT_REGION="us-east-1",
+               TF_CPP_MIN_LOG_LEVEL="2", TFSCORE_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run([str(Path(sys.executable).parent / "tfscore"), "run", str(manifest), "--master", "local[1]"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {where}.uri: cannot access {uris[where]}: Unable to locate credentials"), last
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+    s3.invalidate_cache()
+    assert not s3.exists("lake/nocreds")

@@ -65,9 +65,17 @@ def test_schema_is_structural(schema):
 
 def test_free_form_kubernetes_objects_keep_their_fields(schema):
     spec = schema["properties"]["spec"]["properties"]
-    for field in ("tolerations", "env", "envFrom", "volumes", "volumeMounts"):
+    for field in ("tolerations", "envFrom", "volumes", "volumeMounts"):
         assert spec[field]["type"] == "array", field
         assert spec[field]["items"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}, field
+
+
+def test_env_entries_are_typed_with_a_free_form_value_from(schema):
+    env = schema["properties"]["spec"]["properties"]["env"]["items"]
+    assert env["required"] == ["name"] and set(env["properties"]) == {"name", "value", "valueFrom"}
+    assert env["properties"]["valueFrom"] == {"type": "object", "description": env["properties"]["valueFrom"]["description"],
+                                              "x-kubernetes-preserve-unknown-fields": True}
+    assert [r["rule"] for r in env["x-kubernetes-validations"]] == ["!has(self.value) || !has(self.valueFrom)"]
 
 
 def test_optional_fields_are_not_required_and_have_no_null_default(schema):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from tfscore.api.manifest import ManifestError, load
 from tfscore.api.models import memory_mib
@@ -262,3 +264,49 @@ def test_validate_list_columns_nested_nulls_and_range():
     assert reasons[3] == "column 'img' has values outside int8's range"
     good = batch.filter(pa.array(~invalid))
     assert b.to_tensors(good)["img"].tolist() == [[[1, 2], [3, 4]]]
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("$(A)/x", "1/x"), ("$(B)", "2-1"), ("$(MISSING)", "$(MISSING)"), ("$$(A)", "$(A)"), ("a$$b", "a$b"),
+    ("$(A", "$(A"), ("$x", "$x"), ("end$", "end$"), ("$(HOME_DIR)$(A)", "/h1"),
+])
+def test_env_expansion_follows_kubernetes(value, expected):
+    from tfscore.runtime.session import expand
+
+    known = {"A": "1", "B": "2-1", "HOME_DIR": "/h"}
+    assert expand(value, known.get) == expected
+
+
+def test_local_environment_orders_expands_and_notes_cluster_only_sources():
+    from tfscore.api.models import ScoringJobSpec
+    from tfscore.runtime.session import local_environment
+
+    spec = ScoringJobSpec.model_validate({
+        "model": {"uri": "/m"}, "input": {"uri": "/in"}, "output": {"uri": "/out"},
+        "env": [{"name": "BASE", "value": "s3://b"}, {"name": "URI", "value": "$(BASE)/$(USER)/$(LATER)"},
+                {"name": "LATER", "value": "x"}, {"name": "EMPTY"},
+                {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        "envFrom": [{"secretRef": {"name": "creds"}}]})
+    env, notes = local_environment(spec, {"USER": "ana", "TOKEN": "from-shell"})
+    # Like a container: only earlier entries (and the environment) expand; a later one is left as written.
+    assert env == {"BASE": "s3://b", "URI": "s3://b/ana/$(LATER)", "LATER": "x", "EMPTY": ""}
+    assert notes == ["spec.env[4] POD_IP: fieldRef is resolved only by Kubernetes; left unset: export it to set it",
+                     "spec.env[5] TOKEN: secretKeyRef is resolved only by Kubernetes; kept from this shell",
+                     "spec.envFrom[0] (secretRef creds) is resolved only by Kubernetes; not applied to a local run"]
+
+
+@pytest.mark.parametrize("entry, words", [
+    ({"value": "x"}, "spec.env.0.name"),
+    ({"name": "A=B", "value": "x"}, "spec.env.0.name"),
+    ({"name": "A", "value": "x", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+     "an env entry takes value or valueFrom, not both"),
+    ({"name": "A", "valeu": "x"}, "spec.env.0.valeu"),
+], ids=["no-name", "equals-sign", "both", "typo"])
+def test_env_entries_are_validated(tmp_path, entry, words):
+    p = tmp_path / "job.yaml"
+    p.write_text(yaml.safe_dump({"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": "e"},
+                                 "spec": {"model": {"uri": "/m"}, "input": {"uri": "/in"}, "output": {"uri": "/out"},
+                                          "env": [entry]}}))
+    with pytest.raises(ManifestError, match=re.escape(words)):
+        load(p)

@@ -47,6 +47,12 @@ TABLE_FORMAT_RULE = {
     "message": "input.format must be 'table' (or unset) when input.table is set",
 }
 
+ENV_VALUE_RULE = {
+    "rule": "!has(self.value) || !has(self.valueFrom)",
+    "message": "an env entry takes value or valueFrom, not both",
+    "fieldPath": ".valueFrom",
+}
+
 MEMORY_PATTERN = r"^[0-9]+([.][0-9]+)?([kKmMgGtT][iI]?[bB]?)?$"
 _MEMORY_UNITS_MIB = {"": 1 / (1024 * 1024), "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 
@@ -72,6 +78,25 @@ class _Model(BaseModel):
     def to_wire(self) -> dict[str, Any]:
         """The camelCase JSON form (what the API server stores and `tfscore run --spec` reads)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class EnvVar(_Model):
+    """One core/v1 EnvVar of the driver and executor containers (also applied to `tfscore run` in local mode)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ENV_VALUE_RULE]})
+
+    # Kubernetes >= 1.32 accepts any printable ASCII but '=' (RelaxedEnvironmentVariableValidation).
+    name: Annotated[str, Field(min_length=1, pattern=r"^[ -<>-~]+$",
+                               description="Variable name: printable ASCII characters other than '='.")]
+    value: Annotated[str | None, Field(description="The value; $(NAME) expands an earlier entry, $$ escapes.")] = None
+    value_from: Annotated[dict[str, Any] | None, Field(description="core/v1 EnvVarSource (secretKeyRef, "
+                                                                   "configMapKeyRef, fieldRef, ...).")] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnvVar:
+        if self.value is not None and self.value_from is not None:
+            raise ValueError(ENV_VALUE_RULE["message"])
+        return self
 
 
 class ModelSpec(_Model):
@@ -254,7 +279,7 @@ class ScoringJobSpec(_Model):
     service_account_name: Annotated[str | None, Field(description="Driver service account (default: tfscore-driver).")] = None
     node_selector: dict[str, str] = {}
     tolerations: Annotated[list[dict[str, Any]], Field(description="core/v1 Tolerations for driver and executors.")] = []
-    env: Annotated[list[dict[str, Any]], Field(description="Extra env for driver and executors (core/v1 EnvVar). "
+    env: Annotated[list[EnvVar], Field(description="Extra env for driver and executors (core/v1 EnvVar). "
                                                            "Credentials belong in Secrets (valueFrom/envFrom).")] = []
     env_from: Annotated[list[dict[str, Any]], Field(description="core/v1 EnvFromSource list (Secrets, ConfigMaps).")] = []
     volumes: Annotated[list[dict[str, Any]], Field(description="core/v1 Volumes for driver and executors.")] = []

@@ -239,7 +239,7 @@ def _container_common(spec: ScoringJobSpec, config: OperatorConfig, name: str, i
         "name": name,
         "image": image,
         "imagePullPolicy": config.image_pull_policy,
-        "env": [*extra_env, *_base_env(), *[dict(e) for e in spec.env]],
+        "env": [*extra_env, *_base_env(), *[e.to_wire() for e in spec.env]],
         "volumeMounts": [*extra_mounts, *_scratch_mounts(), *[dict(m) for m in spec.volume_mounts]],
         "securityContext": container_security_context(config),
     }

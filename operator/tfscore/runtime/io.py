@@ -16,7 +16,9 @@ import json
 import os
 import posixpath
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,27 @@ def fs_and_path(uri: str, field: str):
     if not is_local(fs):
         fs.invalidate_cache()  # object stores cache listings; every step here must see the moves of the step before
     return fs, path
+
+
+# Where storage clients' exceptions come from (credentials, permissions, unreachable endpoints, HTTP errors).
+_STORAGE_MODULES = {"botocore", "aiobotocore", "s3fs", "gcsfs", "google", "adlfs", "azure", "aiohttp", "fsspec",
+                    "requests", "urllib3", "pyarrow"}
+
+
+@contextmanager
+def storage_errors(field: str, uri: str | None) -> Iterator[None]:
+    """A storage failure the checks before it did not foresee (no credentials, access denied, endpoint down) becomes
+    one sentence naming the field and the URI, instead of a client library's traceback."""
+    try:
+        yield
+    except TfscoreError:
+        raise
+    except Exception as exc:
+        if not (isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _STORAGE_MODULES):
+            raise
+        text = " ".join(str(exc).split()) or "no details"
+        raise TfscoreError(f"{field}: cannot access {uri}: {text} ({type(exc).__name__}); check the location and the "
+                           "credentials the job runs with (spec.env, spec.envFrom)") from exc
 
 
 def is_local(fs) -> bool:

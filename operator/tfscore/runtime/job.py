@@ -29,7 +29,7 @@ from tfscore.runtime.mapping import Binding, bind
 from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
 from tfscore.runtime.scorer import DictAccumulator, FaultInjection, Task, map_spark_batches, map_splits
-from tfscore.runtime.session import build_session
+from tfscore.runtime.session import applied_environment, build_session, resolve_master
 
 GROUP = "tfscore-score"
 
@@ -126,24 +126,33 @@ def _arrow_schema(df):
 
 def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     opts = options or RunOptions()
+    if opts.spark is not None:  # a running session: its JVM and workers have their environment already
+        return _run_job(job, opts)
+    with applied_environment(job.spec, resolve_master(opts.master, opts.properties or {})):
+        return _run_job(job, opts)
+
+
+def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
     spec = job.spec
     started = time.time()
     owner = (job.metadata.model_extra or {}).get("uid")
     run_id = io.new_run_id(owner)
     out = spec.output
 
-    if owner:
-        for uri, field in ((out.uri, "output.uri"), (spec.quarantine_uri, "quarantineUri")):
-            for line in io.recover(uri, owner, field) if uri else ():
-                print(f"tfscore: {line}", file=sys.stderr)
-    _check_output(job)
+    with io.storage_errors("output.uri", out.uri):
+        if owner:
+            for uri, field in ((out.uri, "output.uri"), (spec.quarantine_uri, "quarantineUri")):
+                for line in io.recover(uri, owner, field) if uri else ():
+                    print(f"tfscore: {line}", file=sys.stderr)
+        _check_output(job)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The JVM starts while TensorFlow reads the model on this thread.
         spark_future = None
         if opts.spark is None:
             spark_future = pool.submit(build_session, spec, opts.master, opts.properties or {})
         try:
-            model = resolve(spec.model)
+            with io.storage_errors("model.uri", spec.model.uri):
+                model = resolve(spec.model)
         except BaseException:
             if spark_future is not None:
                 spark_future.cancel()
@@ -164,8 +173,9 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     if reader == "arrow":
         needed = list(dict.fromkeys(list(out.passthrough) + _columns_named(spec, model)))
         split_rows = spark.conf.get("spark.tfscore.splitRows", None)
-        plan = io.plan_parquet(spec.input.uri, needed, parallelism, min_rows=max(spec.batch_size, 65536),
-                               split_rows=int(split_rows) if split_rows else None)
+        with io.storage_errors("input.uri", spec.input.uri):
+            plan = io.plan_parquet(spec.input.uri, needed, parallelism, min_rows=max(spec.batch_size, 65536),
+                                   split_rows=int(split_rows) if split_rows else None)
         binding = bind(model.signature, plan.schema, spec.input.columns, out.passthrough, out.predictions,
                        spec.input.uri) if plan.files else _empty_binding(model, spec)
         task = _task(model, binding, spec, q_staging, spec.input.uri, counts, fault, run_id, writer_kind, out_staging,

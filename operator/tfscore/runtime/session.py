@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from tfscore.api import properties
@@ -40,6 +42,87 @@ def in_pod_overrides(conf: dict[str, str], env: dict[str, str]) -> dict[str, str
     return out
 
 
+def resolve_master(master: str | None, properties: dict[str, str]) -> str:
+    """--master, else the operator's spark.master, else local mode on every core."""
+    return master or properties.get("spark.master") or "local[*]"
+
+
+def expand(value: str, lookup: Callable[[str], str | None]) -> str:
+    """Kubernetes' `$(NAME)` expansion of an env value: a known name is replaced, an unknown reference stays as written,
+    `$$` is a literal `$` (k8s.io/kubernetes third_party/forked/golang/expansion)."""
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch != "$" or i + 1 == len(value):
+            out.append(ch)
+            i += 1
+            continue
+        nxt = value[i + 1]
+        if nxt == "$":
+            out.append("$")
+            i += 2
+        elif nxt == "(":
+            end = value.find(")", i + 2)
+            if end < 0:  # incomplete reference: as written
+                out.append("$(")
+                i += 2
+            else:
+                name = value[i + 2:end]
+                found = lookup(name)
+                out.append(found if found is not None else f"$({name})")
+                i = end + 1
+        else:
+            out.append("$" + nxt)
+            i += 2
+    return "".join(out)
+
+
+def local_environment(spec, environ: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """What spec.env gives a local run, as a container would get it: entries in order, `$(NAME)` expanded from earlier
+    entries and then the environment. Only Kubernetes can resolve valueFrom and envFrom (Secrets, ConfigMaps, the pod's
+    fields): a variable already set in the environment keeps its value, else it stays unset; each gets a note."""
+    env: dict[str, str] = {}
+    notes: list[str] = []
+
+    def lookup(name: str) -> str | None:
+        return env[name] if name in env else environ.get(name)
+
+    for i, entry in enumerate(spec.env):
+        if entry.value_from is not None:
+            source = ", ".join(sorted(entry.value_from)) or "valueFrom"
+            kept = "kept from this shell" if entry.name in environ else "left unset: export it to set it"
+            notes.append(f"spec.env[{i}] {entry.name}: {source} is resolved only by Kubernetes; {kept}")
+            continue
+        env[entry.name] = expand(entry.value or "", lookup)
+    for i, entry in enumerate(spec.env_from):
+        ref = next((f"{k} {v.get('name', '')}".strip() for k, v in entry.items() if isinstance(v, dict)), "envFrom")
+        notes.append(f"spec.envFrom[{i}] ({ref}) is resolved only by Kubernetes; not applied to a local run")
+    return env, notes
+
+
+@contextmanager
+def applied_environment(spec, master: str) -> Iterator[None]:
+    """spec.env for a local run: in this process (the model and file-system clients read it here) and so in the JVM it
+    starts and every Python worker that JVM forks, then restored. On Kubernetes the pod spec carries it instead."""
+    if not master.startswith("local") or not (spec.env or spec.env_from):
+        yield
+        return
+    env, notes = local_environment(spec, os.environ)
+    for note in notes:
+        print(f"tfscore: note: {note}", file=sys.stderr)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def runtime_defaults(spec, master: str) -> dict[str, str]:
     """What tfscore always wants from Spark (the job's sparkConf and the operator's properties may override)."""
     conf = {
@@ -68,7 +151,7 @@ def build_session(spec, master: str | None, properties: dict[str, str]):
     """Create (or reuse) the SparkSession.
 
     Precedence: runtime defaults < operator properties < in-pod addresses (by IP) < spec.sparkConf."""
-    master = master or properties.get("spark.master") or "local[*]"
+    master = resolve_master(master, properties)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
