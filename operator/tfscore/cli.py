@@ -61,11 +61,14 @@ def operator_(
     liveness: str = typer.Option("http://0.0.0.0:8080/healthz", help="Liveness endpoint."),
     metrics_port: int = typer.Option(9090, help="Prometheus metrics port (0: off)."),
     standalone: bool = typer.Option(False, help="No peering (single replica)."),
+    peering: str = typer.Option("", help="kopf peering object the replicas meet in (default: kopf's `default`); "
+                                         "give each operator group its own so unrelated kopf operators never pause it."),
 ) -> None:
     """Run the kopf operator (the control plane)."""
     from tfscore.operator.main import run_operator
 
-    run_operator(namespaces=namespace, liveness=liveness, metrics_port=metrics_port, standalone=standalone)
+    run_operator(namespaces=namespace, liveness=liveness, metrics_port=metrics_port, standalone=standalone,
+                 peering_name=peering or None)
 
 
 def _summary(result) -> str:

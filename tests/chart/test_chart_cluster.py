@@ -251,8 +251,15 @@ def test_operator_runs_on_the_charts_rbac(release: Release, kubectl: Kubectl, ru
     assert not problems(op), "\n".join(problems(op))
 
 
-def peers(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
-    return json.loads(kubectl("-n", namespace, "get", "kopfpeering", "default", "-o", "json").stdout).get("status") or {}
+def peers(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
+    return json.loads(kubectl("-n", namespace, "get", "kopfpeering", name, "-o", "json").stdout).get("status") or {}
+
+
+def paused(log: str) -> bool:
+    """An operator's state from its log. With a named peering (--peering) kopf starts paused until it has seen the
+    peers, logs "Resuming operations" when none outranks it, and "Pausing operations in favour of" when one appears."""
+    lines = [line for line in log.splitlines() if "Pausing operations" in line or "Resuming operations" in line]
+    return not lines or "Pausing operations" in lines[-1]
 
 
 def driver_pod_of(kubectl: Kubectl, namespace: str, name: str) -> bool:
@@ -266,12 +273,14 @@ def test_replicas_one_leads_and_a_standby_takes_over(release: Release, kubectl: 
     assert release.deployment["spec"]["replicas"] == 2 and "--standalone" not in operator_container(release.docs)["args"]
     ops = {op.pod_name: op for op in (run_operator(f"{release.variant}-operator-{i}") for i in (1, 2))}
     ns = release.job_namespaces[0]
-    status = harness.wait_for(f"both operators in KopfPeering {ns}/default",
-                              lambda: set(ops) <= set(peers(kubectl, ns)) and peers(kubectl, ns))
+    peering = one(release.docs, "KopfPeering", "", ns)["metadata"]["name"]
+    assert f"--peering={peering}" in operator_container(release.docs)["args"]  # the release's own, not kopf's "default"
+    status = harness.wait_for(f"both operators in KopfPeering {ns}/{peering}",
+                              lambda: set(ops) <= set(peers(kubectl, ns, peering)) and peers(kubectl, ns, peering))
     leader = max(ops, key=lambda pod: status[pod]["priority"])
     standby = next(pod for pod in ops if pod != leader)
-    harness.wait_for(f"{standby} to pause in favour of {leader}",
-                     lambda: f"Pausing operations in favour of [<Peer {leader}" in ops[standby].log.read_text())
+    harness.wait_for(f"the leader {leader} to serve", lambda: paused(ops[leader].log.read_text()) is False)
+    harness.wait_for(f"{standby} to stand by for {leader}", lambda: paused(ops[standby].log.read_text()))
 
     first = submit(kubectl, ns)
     harness.wait_for(f"the leader {leader} to start {first}", lambda: driver_pod_of(kubectl, ns, first))
@@ -280,6 +289,7 @@ def test_replicas_one_leads_and_a_standby_takes_over(release: Release, kubectl: 
     harness.wait_for(f"{standby} to resume", lambda: "Resuming operations" in ops[standby].log.read_text())
     second = submit(kubectl, ns)
     harness.wait_for(f"the standby {standby} to start {second}", lambda: driver_pod_of(kubectl, ns, second))
+    assert paused(ops[standby].log.read_text()) is False
     for op in ops.values():
         assert not problems(op), "\n".join(problems(op))
 
@@ -290,10 +300,10 @@ def test_upgrade_then_uninstall_keeps_the_crds(helm: Helm, kubectl: Kubectl, kub
     peering object and the PDB); `helm uninstall` removes the release's objects, never the CRDs."""
     ns = namespaces("tfs-chart-upgrade")
     helm.install("up", ns, kubeconfig)
-    assert kubectl("-n", ns, "get", "kopfpeering", "default", check=False).returncode != 0
+    assert kubectl("-n", ns, "get", "kopfpeering", "up-tfscore", check=False).returncode != 0
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
     helm.run("upgrade", "up", str(CHART), "-n", ns, "--reuse-values", "--set", "replicas=2", kubeconfig=kubeconfig)
-    kubectl("-n", ns, "get", "kopfpeering/default", "poddisruptionbudget/up-tfscore-operator")
+    kubectl("-n", ns, "get", "kopfpeering/up-tfscore", "poddisruptionbudget/up-tfscore-operator")
     args = json.loads(kubectl("-n", ns, "get", "deployment/up-tfscore-operator", "-o", "json").stdout)[
         "spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--standalone" not in args

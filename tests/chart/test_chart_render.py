@@ -101,7 +101,7 @@ def test_cluster_wide_uses_one_cluster_role(helm: Helm) -> None:
 def test_replicas_turn_on_peering(helm: Helm, cluster_wide: bool) -> None:
     docs = helm.template({"replicas": 3, "clusterWide": cluster_wide, "watchNamespaces": ["jobs-a", "jobs-b"]},
                          namespace=NS)
-    assert "--standalone" not in args(docs)
+    assert "--standalone" not in args(docs) and "--peering=t-tfscore" in args(docs)
     assert env_of(operator_container(docs))["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     deployment = one(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 3
@@ -110,20 +110,20 @@ def test_replicas_turn_on_peering(helm: Helm, cluster_wide: bool) -> None:
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     if cluster_wide:
         assert [(d["kind"], d["metadata"]["name"]) for d in docs if "KopfPeering" in d["kind"]] == [
-            ("ClusterKopfPeering", "default")]
+            ("ClusterKopfPeering", "t-tfscore")]
         assert operator_rules(one(docs, "ClusterRole", "-operator"))[("kopf.dev", "clusterkopfpeerings")] == {
             "get", "list", "watch", "patch"}
     else:
         peerings = kinds(docs, "KopfPeering")
         assert sorted((p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings) == [
-            ("jobs-a", "default"), ("jobs-b", "default")]
+            ("jobs-a", "t-tfscore"), ("jobs-b", "t-tfscore")]
         for ns in ("jobs-a", "jobs-b"):
             assert ("kopf.dev", "kopfpeerings") in operator_rules(one(docs, "Role", "-operator", ns))
 
 
 def test_single_replica_has_no_peering(helm: Helm) -> None:
     docs = helm.template({"replicas": 1}, namespace=NS)
-    assert "--standalone" in args(docs)
+    assert "--standalone" in args(docs) and not [a for a in args(docs) if a.startswith("--peering")]
     assert not [d for d in docs if d["kind"] in ("KopfPeering", "ClusterKopfPeering", "PodDisruptionBudget")]
     assert all(group != "kopf.dev" for group, _ in operator_rules(one(docs, "Role", "-operator")))
 

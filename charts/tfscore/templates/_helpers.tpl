@@ -61,6 +61,12 @@ app.kubernetes.io/part-of: tfscore
 {{- if gt (int .Values.replicas) 1 }}true{{ end }}
 {{- end }}
 
+{{/* The peering object the replicas meet in: one per release, so neither another tfscore release nor an unrelated
+kopf operator (kopf's default peering is "default") shares the peer group. */}}
+{{- define "tfscore.peeringName" -}}
+{{- include "tfscore.fullname" . }}
+{{- end }}
+
 {{/* The operator's rules in a job namespace (or cluster-wide): what builders/kube.py and kopf call. */}}
 {{- define "tfscore.operatorRules" -}}
 - apiGroups: [tfscore.io]

@@ -92,7 +92,7 @@ def reconcile_queue(memo: kopf.Memo, **_: Any) -> int:
 
 
 def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standalone: bool,
-                 priority: int | None = None) -> None:
+                 priority: int | None = None, peering_name: str | None = None) -> None:
     """`tfscore operator`: configure from the environment (fail fast on bad values) and run kopf until signalled.
 
     With peering (replicas > 1), kopf pauses every operator that sees a live peer of a higher priority, and all of them
@@ -108,6 +108,7 @@ def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standa
     kopf.run(
         standalone=standalone,
         priority=priority,
+        peering_name=None if standalone else peering_name,
         namespaces=namespaces,
         clusterwide=not namespaces,
         liveness_endpoint=liveness or None,
