@@ -145,8 +145,9 @@ def images(target: Target, kubectl: Kubectl) -> dict[str, Image]:
             with step(f"image build {kind}"):
                 found[kind] = build_image(kind, target.engine)
         with step(f"image load {kind}"):
-            loaded = ensure_on_node(target, kubectl, found[kind])
-        print(f"{kind} image: {found[kind].ref} ({'loaded' if loaded else 'already on the node'})")
+            built = found[kind].ref
+            found[kind], loaded = ensure_on_node(target, kubectl, found[kind])
+        print(f"{kind} image: {built} ({'loaded' if loaded else 'already on the node'}) as {found[kind].ref}")
     return found
 
 

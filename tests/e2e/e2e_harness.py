@@ -96,6 +96,7 @@ class Target:
     kind: str                                  # kubeconfig | kind | harness
     kubeconfig: str
     load: Callable[[str], None] | None = None  # put a locally built image on the node
+    pin: Callable[[str], str] | None = None    # an image on the node → the same image by digest (repo@sha256:…)
     teardown: Callable[[], None] | None = None  # only for what this run started
     engine: str = ""                           # image build engine ("" = images/build.sh picks)
     notes: list[str] = field(default_factory=list)
@@ -106,6 +107,11 @@ class Target:
 
 def _harness_load(ref: str) -> None:
     run(["bash", str(CLUSTER / "load-image.sh"), ref], f"hack/cluster/load-image.sh {ref}")
+
+
+def _harness_pin(ref: str) -> str:
+    out = run(["bash", str(CLUSTER / "load-image.sh"), "--pin", ref], f"hack/cluster/load-image.sh --pin {ref}")
+    return out.strip().splitlines()[-1]
 
 
 def _kind_load(ref: str) -> None:
@@ -190,8 +196,10 @@ def _start_harness(env: dict[str, str]) -> Target:
             _harness_down()
         raise
     if was_up:
-        return Target("harness", env["KUBECONFIG"], load=_harness_load, notes=["already running: reused, left up"])
-    return Target("harness", env["KUBECONFIG"], load=_harness_load, teardown=_harness_down, notes=["started here"])
+        return Target("harness", env["KUBECONFIG"], load=_harness_load, pin=_harness_pin,
+                      notes=["already running: reused, left up"])
+    return Target("harness", env["KUBECONFIG"], load=_harness_load, pin=_harness_pin, teardown=_harness_down,
+                  notes=["started here"])
 
 
 def _harness_down() -> None:
@@ -231,15 +239,19 @@ def node_images(kubectl: Kubectl) -> set[str]:
     return {name for node in nodes for image in node["status"].get("images") or [] for name in image.get("names") or []}
 
 
-def ensure_on_node(target: Target, kubectl: Kubectl, image: Image) -> bool:
-    """Load `image` unless the node already has it; True when it was loaded now."""
-    if image.ref in node_images(kubectl):
-        return False
-    if target.load is None:
-        raise Unavailable(f"image {image.ref} is not on the cluster's node and this target cannot load images: set "
-                          "TFSCORE_E2E_RUNTIME_IMAGE/TFSCORE_E2E_OPERATOR_IMAGE to refs the cluster can pull")
-    target.load(image.ref)
-    return True
+def ensure_on_node(target: Target, kubectl: Kubectl, image: Image) -> tuple[Image, bool]:
+    """Load `image` unless the node already has it; the image as the chart gets it (by digest where the target can
+    name it so: the harness) and whether it was loaded now."""
+    loaded = False
+    if image.ref not in node_images(kubectl):
+        if target.load is None:
+            raise Unavailable(f"image {image.ref} is not on the cluster's node and this target cannot load images: set "
+                              "TFSCORE_E2E_RUNTIME_IMAGE/TFSCORE_E2E_OPERATOR_IMAGE to refs the cluster can pull")
+        target.load(image.ref)
+        loaded = True
+    if target.pin is not None and "@" not in image.ref:
+        image = Image(target.pin(image.ref))
+    return image, loaded
 
 
 # ---------------------------------------------------------------- the data volume, the job manifest

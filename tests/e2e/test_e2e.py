@@ -18,6 +18,7 @@ from e2e_harness import (
     RELEASE,
     RELEASE_NS,
     TASKS,
+    Image,
     Jobs,
     example_docs,
     job_manifest,
@@ -94,15 +95,18 @@ def test_invalid_scoringjob_is_refused(jobs: Jobs, change: dict[str, Any], expec
     assert jobs.get("e2e-invalid") is None, "the invalid ScoringJob was stored"
 
 
-def test_example_job_succeeds_and_equals_a_local_run(jobs: Jobs, volume: Path, reference: dict[str, Any]) -> None:
+def test_example_job_succeeds_and_equals_a_local_run(jobs: Jobs, volume: Path, reference: dict[str, Any],
+                                                    images: dict[str, Image]) -> None:
     """examples/e2e-job.yaml as is: Succeeded, status from the driver (progress annotation, termination message),
-    `kubectl get sj` columns, and predictions equal to the local run's."""
+    `kubectl get sj` columns, and predictions equal to the local run's; driver and executors on the runtime image the
+    chart pinned (by digest on the local harness)."""
     job = example_docs()["ScoringJob"]
     name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
     with timed("job: example"):
         jobs.apply(job)
         mid = jobs.progress_mid_run(name)
         running = jobs.table(name)
+        executors = jobs.executor_pods(name)
         status = jobs.succeeded(name)
     assert mid["phase"] == "Running" and 0 < mid["progress"]["tasksDone"] < mid["progress"]["tasksTotal"], mid
     assert running["PHASE"] == "Running" and running["PROGRESS"].isdigit() and running["ROWS"].isdigit(), running
@@ -111,6 +115,8 @@ def test_example_job_succeeds_and_equals_a_local_run(jobs: Jobs, volume: Path, r
         done
     check_done(jobs, job, status, volume, reference)
     driver = jobs.driver_pods(name)
+    runtime = images["runtime"].ref
+    assert executors and {p["spec"]["containers"][0]["image"] for p in [*driver, *executors]} == {runtime}, runtime
     annotation = json.loads(driver[0]["metadata"]["annotations"]["tfscore.io/progress"])
     assert annotation["rowsScored"] == rows and annotation["percent"] == 100, annotation
     terminated = driver[0]["status"]["containerStatuses"][0]["state"]["terminated"]
