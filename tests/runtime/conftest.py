@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,6 +63,13 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 
 FEATURES = [f"f{j:02d}" for j in range(8)]
+TFSCORE = str(Path(sys.executable).parent / "tfscore")
+
+
+def tfscore(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """The CLI in a fresh process, as a user runs it; `env` replaces this process's environment."""
+    env = {**(os.environ if env is None else env), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([TFSCORE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def job_doc(model_uri, input_uri, output_uri, /, **spec) -> dict:

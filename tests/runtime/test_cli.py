@@ -6,24 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import yaml
-from conftest import FEATURES, job_doc
+from conftest import FEATURES, TFSCORE, job_doc, tfscore
 
 from tfscore import testing
 
-TFSCORE = str(Path(sys.executable).parent / "tfscore")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def tfscore(*args, cwd=None):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([TFSCORE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
 def test_run_manifest_end_to_end(models, tmp_path):

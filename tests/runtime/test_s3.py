@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import io as _io
 import json
+import os
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import FEATURES, job_doc
+import yaml
+from conftest import FEATURES, job_doc, tfscore
 
 from tfscore import testing
+
+
+def run_without_aws(doc: dict, tmp_path, *args: str, **env: str):
+    """`tfscore run` of the manifest `doc` in a fresh process whose environment has no AWS_* settings but `env`."""
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(doc))
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return tfscore("run", manifest, *args, env={**clean, "TFSCORE_CACHE": str(tmp_path / "cache"), **env})
 
 
 @pytest.fixture
@@ -62,13 +72,6 @@ def test_local_run_applies_spec_env_to_driver_and_workers(s3, s3_endpoint, model
     """`tfscore run` in a fresh process whose environment has no S3 settings: spec.env alone (with a $(NAME)
     reference, as Kubernetes expands it) lets the driver read the model and the Python workers read and write the
     buckets. A valueFrom entry only a cluster can resolve gets a note naming it."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import yaml
-
     s3.put(str(models["mlp"]) + "/", "models/env-risk/", recursive=True)
     cols = testing.tabular_columns(2000, 8, seed=32)
     local = testing.write_parquet(tmp_path / "in", cols, row_group=500, files=2)
@@ -79,14 +82,9 @@ def test_local_run_applies_spec_env_to_driver_and_workers(s3, s3_endpoint, model
                 {"name": "AWS_SECRET_ACCESS_KEY", "value": os.environ["AWS_SECRET_ACCESS_KEY"]},
                 {"name": "AWS_DEFAULT_REGION", "value": "us-east-1"},
                 {"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "scoring", "key": "token"}}}]
-    manifest = tmp_path / "job.yaml"
-    manifest.write_text(yaml.safe_dump(job_doc("s3://models/env-risk", "s3://lake/env-features", "s3://lake/env-scores",
-                                               input={"columns": {"features": FEATURES}},
-                                               output={"passthrough": ["id"]}, env=env_spec)))
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    clean.update(TF_CPP_MIN_LOG_LEVEL="2", TFSCORE_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.run([str(Path(sys.executable).parent / "tfscore"), "run", str(manifest), "--json",
-                           "--master", "local[2]"], capture_output=True, text=True, env=clean, timeout=600)
+    doc = job_doc("s3://models/env-risk", "s3://lake/env-features", "s3://lake/env-scores",
+                  input={"columns": {"features": FEATURES}}, output={"passthrough": ["id"]}, env=env_spec)
+    proc = run_without_aws(doc, tmp_path, "--json", "--master", "local[2]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["rowsOut"] == 2000
     assert ("spec.env[6] API_TOKEN: secretKeyRef is resolved only by Kubernetes; left unset: export it to set it"
@@ -102,24 +100,12 @@ def test_local_run_applies_spec_env_to_driver_and_workers(s3, s3_endpoint, model
 def test_missing_storage_credentials_name_the_field(s3, s3_endpoint, models, tmp_path, where):
     """No credentials for a bucket: one sentence naming the field and the URI (not a botocore traceback), exit 2,
     nothing written."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    import yaml
-
     local_in = testing.write_parquet(tmp_path / "in", testing.tabular_columns(100, 8))
     uris = {"model": str(models["mlp"]), "input": local_in, "output": str(tmp_path / "out")}
     uris[where] = {"model": "s3://models/risk", "input": "s3://lake/features", "output": "s3://lake/nocreds"}[where]
-    manifest = tmp_path / "job.yaml"
-    manifest.write_text(yaml.safe_dump(job_doc(uris["model"], uris["input"], uris["output"],
-                                               input={"columns": {"features": FEATURES}})))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=s3_endpoint, AWS_ENDPOINT_URL_S3=s3_endpoint, AWS_DEFAULT_REGION="us-east-1",
-               TF_CPP_MIN_LOG_LEVEL="2", TFSCORE_CACHE=str(tmp_path / "cache"))
-    proc = subprocess.run([str(Path(sys.executable).parent / "tfscore"), "run", str(manifest), "--master", "local[1]"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    doc = job_doc(uris["model"], uris["input"], uris["output"], input={"columns": {"features": FEATURES}})
+    proc = run_without_aws(doc, tmp_path, "--master", "local[1]", AWS_ENDPOINT_URL=s3_endpoint,
+                           AWS_ENDPOINT_URL_S3=s3_endpoint, AWS_DEFAULT_REGION="us-east-1")
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: {where}.uri: cannot access {uris[where]}: Unable to locate credentials"), last
