@@ -96,19 +96,23 @@ def test_local_run_applies_spec_env_to_driver_and_workers(s3, s3_endpoint, model
     np.testing.assert_allclose(got["probability"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("where", ["model", "input", "output"])
+@pytest.mark.parametrize("where", ["model", "input", "output", "quarantine"])
 def test_missing_storage_credentials_name_the_field(s3, s3_endpoint, models, tmp_path, where):
     """No credentials for a bucket: one sentence naming the field and the URI (not a botocore traceback), exit 2,
     nothing written."""
     local_in = testing.write_parquet(tmp_path / "in", testing.tabular_columns(100, 8))
-    uris = {"model": str(models["mlp"]), "input": local_in, "output": str(tmp_path / "out")}
-    uris[where] = {"model": "s3://models/risk", "input": "s3://lake/features", "output": "s3://lake/nocreds"}[where]
-    doc = job_doc(uris["model"], uris["input"], uris["output"], input={"columns": {"features": FEATURES}})
+    uris = {"model": str(models["mlp"]), "input": local_in, "output": str(tmp_path / "out"),
+            "quarantine": str(tmp_path / "quarantine")}
+    uris[where] = {"model": "s3://models/risk", "input": "s3://lake/features", "output": "s3://lake/nocreds",
+                   "quarantine": "s3://lake/nocreds"}[where]
+    doc = job_doc(uris["model"], uris["input"], uris["output"], input={"columns": {"features": FEATURES}},
+                  onInvalidRow="quarantine", quarantineUri=uris["quarantine"])
+    field = "quarantineUri" if where == "quarantine" else f"{where}.uri"
     proc = run_without_aws(doc, tmp_path, "--master", "local[1]", AWS_ENDPOINT_URL=s3_endpoint,
                            AWS_ENDPOINT_URL_S3=s3_endpoint, AWS_DEFAULT_REGION="us-east-1")
     assert proc.returncode == 2, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: {where}.uri: cannot access {uris[where]}: Unable to locate credentials"), last
+    assert last.startswith(f"error: {field}: cannot access {uris[where]}: Unable to locate credentials"), last
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
     s3.invalidate_cache()
     assert not s3.exists("lake/nocreds")

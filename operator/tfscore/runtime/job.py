@@ -68,21 +68,22 @@ def _check_output(job: ScoringJob) -> None:
     spec = job.spec
     out = spec.output
     fs, path = io.fs_and_path(out.uri, "output.uri")
-    if out.mode == "errorIfExists" and io.exists_nonempty(fs, path):
-        raise TfscoreError(f"output.uri: {out.uri} already exists (mode errorIfExists); choose a new uri, or set "
-                           "output.mode to overwrite or append")
-    if fs.exists(path) and fs.isfile(path):
-        raise TfscoreError(f"output.uri: {out.uri} is a file, not a directory")
+    with io.storage_errors("output.uri", out.uri):
+        if out.mode == "errorIfExists" and io.exists_nonempty(fs, path):
+            raise TfscoreError(f"output.uri: {out.uri} already exists (mode errorIfExists); choose a new uri, or set "
+                               "output.mode to overwrite or append")
+        if fs.exists(path) and fs.isfile(path):
+            raise TfscoreError(f"output.uri: {out.uri} is a file, not a directory")
     if spec.input.uri and io.same_or_nested(io.fs_and_path(spec.input.uri, "input.uri")[1], path):
         raise TfscoreError(f"output.uri: {out.uri} overlaps input.uri {spec.input.uri}; writing there could destroy "
                            "the input")
     if spec.quarantine_uri:
-        _, qpath = io.fs_and_path(spec.quarantine_uri, "quarantineUri")
+        qfs, qpath = io.fs_and_path(spec.quarantine_uri, "quarantineUri")
         if io.same_or_nested(qpath, path):
             raise TfscoreError(f"quarantineUri: {spec.quarantine_uri} overlaps output.uri {out.uri}")
-        qfs = io.fs_and_path(spec.quarantine_uri, "quarantineUri")[0]
-        if out.mode == "errorIfExists" and io.exists_nonempty(qfs, qpath):
-            raise TfscoreError(f"quarantineUri: {spec.quarantine_uri} already exists (output.mode errorIfExists)")
+        with io.storage_errors("quarantineUri", spec.quarantine_uri):
+            if out.mode == "errorIfExists" and io.exists_nonempty(qfs, qpath):
+                raise TfscoreError(f"quarantineUri: {spec.quarantine_uri} already exists (output.mode errorIfExists)")
     for col in out.partition_by:
         if col not in out.passthrough and col not in out.predictions.values():
             raise TfscoreError(f"output.partitionBy: column {col!r} is not an output column (add it to "
@@ -139,12 +140,12 @@ def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
     run_id = io.new_run_id(owner)
     out = spec.output
 
-    with io.storage_errors("output.uri", out.uri):
-        if owner:
-            for uri, field in ((out.uri, "output.uri"), (spec.quarantine_uri, "quarantineUri")):
+    if owner:
+        for uri, field in ((out.uri, "output.uri"), (spec.quarantine_uri, "quarantineUri")):
+            with io.storage_errors(field, uri):
                 for line in io.recover(uri, owner, field) if uri else ():
                     print(f"tfscore: {line}", file=sys.stderr)
-        _check_output(job)
+    _check_output(job)
     with ThreadPoolExecutor(max_workers=1) as pool:
         # The JVM starts while TensorFlow reads the model on this thread.
         spark_future = None
