@@ -43,14 +43,14 @@ def doctor(
     """Check glibc, CPU features, TensorFlow, Java, Spark, Python and GPUs against what tfscore needs."""
     import json
 
-    from tfscore.runtime import doctor as checks
+    from tfscore.runtime.doctor import checks, facts
 
     report = checks.run(gpus=gpus, manifest=check_manifest)
     sys.stdout.write(json.dumps(report.to_wire(), indent=2) + "\n" if output_json else report.render())
     if not report.ok:
         _fail(report.failure(), code=1)
     if write_manifest:
-        checks.write_manifest(write_manifest, checks.labelled(report.manifest))
+        facts.write_manifest(write_manifest, facts.labelled(report.manifest))
         if not output_json:
             sys.stdout.write(f"manifest written to {write_manifest}\n")
 
@@ -86,12 +86,12 @@ def _summary(result) -> str:
 
 
 def _termination_log(path: str | None) -> Path | None:
-    """Where a driver pod reports its result: --termination-log, else /dev/termination-log inside a pod."""
-    import os
+    """Where a driver pod reports its result: --termination-log, else the pod's termination log inside a pod."""
+    from tfscore.api.contract import TERMINATION_LOG
 
     if path:
         return Path(path)
-    default = Path("/dev/termination-log")
+    default = Path(TERMINATION_LOG)
     if os.environ.get("POD_NAME") and default.exists() and os.access(default, os.W_OK):
         return default
     return None
@@ -103,6 +103,7 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
 
     from rich.console import Console
 
+    from tfscore.api.contract import MAX_TERMINATION_MESSAGE
     from tfscore.api.manifest import ManifestError
     from tfscore.runtime.errors import TfscoreError
 
@@ -116,11 +117,11 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
         result = run_job(job, RunOptions(master=master, properties=props, show_progress=console.is_terminal))
     except (TfscoreError, ManifestError) as exc:
         if term:
-            term.write_text(str(exc)[:4000])
+            term.write_text(str(exc)[:MAX_TERMINATION_MESSAGE])
         _fail(str(exc))
     except Exception as exc:
         if term:
-            term.write_text(f"{type(exc).__name__}: {exc}"[:4000])
+            term.write_text(f"{type(exc).__name__}: {exc}"[:MAX_TERMINATION_MESSAGE])
         raise
     if term:
         term.write_text(json.dumps(result.to_wire()))

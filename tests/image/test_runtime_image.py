@@ -97,8 +97,8 @@ def test_a_modified_environment_fails_the_manifest_check(runtime_image, tmp_path
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: pyarrow\nVersion: 15.0.0\n")
     res = run(runtime_image, "python", "-c",
-              "import sys; sys.path.insert(0, '/extra'); from tfscore.runtime import doctor; "
-              f"print(doctor.check_manifest(doctor.facts(), '{MANIFEST}').error)",
+              "import sys; sys.path.insert(0, '/extra'); from tfscore.runtime.doctor import checks; "
+              f"print(checks.check_manifest(checks.facts(), '{MANIFEST}').error)",
               volumes={str(fake): "/extra"})
     assert res.returncode == 0, res.stderr
     assert "pyarrow is 15.0.0 here but 26.0.1 in the manifest" in res.stdout, res.stdout

@@ -8,14 +8,14 @@ import json
 import pytest
 import yaml
 
-from tfscore.api import models, properties
-from tfscore.api.models import ScoringJob
-from tfscore.operator import builders
+from tfscore.api import common, properties, scoringjob
+from tfscore.api.scoringjob import ScoringJob
 from tfscore.operator.config import OperatorConfig
+from tfscore.operator.scoringjob import builders
 
 CONFIG = OperatorConfig(runtime_image="reg/tfscore/runtime@sha256:" + "a" * 64,
                         runtime_image_gpu="reg/tfscore/runtime-gpu@sha256:" + "b" * 64)
-BODY = {"apiVersion": models.API_VERSION, "kind": models.KIND,
+BODY = {"apiVersion": common.API_VERSION, "kind": scoringjob.KIND,
         "metadata": {"name": "risk", "namespace": "scoring", "uid": "uid-1", "generation": 1}}
 
 FULL_SPEC = {
@@ -49,7 +49,7 @@ FULL_SPEC = {
 
 
 def job_of(spec: dict, name: str = "risk") -> ScoringJob:
-    return ScoringJob.model_validate({"apiVersion": models.API_VERSION, "kind": models.KIND,
+    return ScoringJob.model_validate({"apiVersion": common.API_VERSION, "kind": scoringjob.KIND,
                                       "metadata": {"name": name, "namespace": "scoring"}, "spec": spec})
 
 
@@ -96,7 +96,7 @@ DESTINATIONS = {
 
 
 def test_every_field_has_a_destination():
-    assert set(DESTINATIONS) == set(models.ScoringJobSpec.model_fields)
+    assert set(DESTINATIONS) == set(scoringjob.ScoringJobSpec.model_fields)
 
 
 def test_job_json_is_the_validated_manifest_in_wire_form(full):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tfscore.api import crd, models
+from tfscore.api import common, crd, scoringjob
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def test_checked_in_crd_matches_the_models():
 def test_names_scope_and_subresources(rendered):
     spec = rendered["spec"]
     assert rendered["metadata"]["name"] == "scoringjobs.tfscore.io"
-    assert spec["group"] == models.GROUP and spec["scope"] == "Namespaced"
+    assert spec["group"] == common.GROUP and spec["scope"] == "Namespaced"
     assert spec["names"]["kind"] == "ScoringJob" and spec["names"]["plural"] == "scoringjobs"
     assert spec["names"]["shortNames"] == ["sj"]
     version = spec["versions"][0]
@@ -99,7 +99,7 @@ def test_enums_defaults_and_descriptions(schema):
 
 def test_defaults_agree_with_the_models(schema):
     """Every scalar default the API server applies is the default pydantic applies."""
-    defaults = models.ScoringJobSpec.model_validate(
+    defaults = scoringjob.ScoringJobSpec.model_validate(
         {"model": {"uri": "m"}, "input": {"uri": "i"}, "output": {"uri": "o"}}).to_wire()
     for path, node in _walk(schema["properties"]["spec"]):
         if "default" not in node or node["default"] == {}:
@@ -113,9 +113,9 @@ def test_defaults_agree_with_the_models(schema):
 
 def test_cel_rules_are_the_models_rules(schema):
     spec = schema["properties"]["spec"]
-    assert spec["x-kubernetes-validations"] == [models.QUARANTINE_RULE]
-    assert spec["properties"]["input"]["x-kubernetes-validations"] == [models.INPUT_SOURCE_RULE,
-                                                                       models.TABLE_FORMAT_RULE]
+    assert spec["x-kubernetes-validations"] == [scoringjob.QUARANTINE_RULE]
+    assert spec["properties"]["input"]["x-kubernetes-validations"] == [scoringjob.INPUT_SOURCE_RULE,
+                                                                       scoringjob.TABLE_FORMAT_RULE]
 
 
 def test_status_schema_comes_from_the_status_model(schema):

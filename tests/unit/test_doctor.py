@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tfscore.runtime import doctor
+from tfscore.runtime.doctor import checks, executors, facts
 from tfscore.runtime.errors import TfscoreError
 
 MANIFEST = {
@@ -51,32 +51,32 @@ OTHER = {
 
 
 def test_every_field_has_a_different_value_to_test():
-    assert set(OTHER) == set(doctor.FIELDS)
+    assert set(OTHER) == set(facts.FIELDS)
 
 
-@pytest.mark.parametrize("field", list(doctor.FIELDS))
+@pytest.mark.parametrize("field", list(facts.FIELDS))
 def test_compare_reports_exactly_the_differing_field(field):
     other = {**MANIFEST, field: OTHER[field]}
-    diffs = doctor.compare(MANIFEST, other)
+    diffs = facts.compare(MANIFEST, other)
     assert [(d.field, d.expected, d.actual) for d in diffs] == [(field, MANIFEST[field], OTHER[field])]
-    assert diffs[0].label == doctor.FIELDS[field]
+    assert diffs[0].label == facts.FIELDS[field]
 
 
-@pytest.mark.parametrize("field", [f for f in doctor.FIELDS if f != "image"])
+@pytest.mark.parametrize("field", [f for f in facts.FIELDS if f != "image"])
 def test_executor_message_names_executor_host_both_images_and_the_field(field):
     reported = {**MANIFEST, "image": OTHER["image"], field: OTHER[field]}
-    diffs = doctor.compare(MANIFEST, reported)
-    text = doctor.executor_mismatch("3", "job-a1-exec-3", MANIFEST, reported, diffs)
+    diffs = facts.compare(MANIFEST, reported)
+    text = facts.executor_mismatch("3", "job-a1-exec-3", MANIFEST, reported, diffs)
     assert text.startswith("executor 3 on job-a1-exec-3 runs localhost/tfscore/runtime:bbbbbbbbbbbb")
     assert "the driver runs localhost/tfscore/runtime:aaaaaaaaaaaa" in text
-    assert doctor.FIELDS[field] in text and str(OTHER[field]) in text and str(MANIFEST[field]) in text
+    assert facts.FIELDS[field] in text and str(OTHER[field]) in text and str(MANIFEST[field]) in text
     assert "spark.kubernetes.container.image" in text  # the fix
     assert "\n" not in text
 
 
 def test_executor_message_field_difference_under_the_same_image_label():
     reported = {**MANIFEST, "tensorflow": OTHER["tensorflow"], "numpy": OTHER["numpy"]}
-    text = doctor.executor_mismatch("1", "h", MANIFEST, reported, doctor.compare(MANIFEST, reported))
+    text = facts.executor_mismatch("1", "h", MANIFEST, reported, facts.compare(MANIFEST, reported))
     assert ("executor 1 on h runs localhost/tfscore/runtime:aaaaaaaaaaaa with TensorFlow tensorflow-cpu 2.20.0, but the "
             "driver runs localhost/tfscore/runtime:aaaaaaaaaaaa with TensorFlow tensorflow-cpu 2.21.0 (and 1 more "
             "field)") in text
@@ -85,25 +85,25 @@ def test_executor_message_field_difference_under_the_same_image_label():
 def test_unlabelled_images_and_missing_values_read_plainly():
     driver = {k: v for k, v in MANIFEST.items() if k != "image"}
     reported = {**driver, "java": None}
-    text = doctor.executor_mismatch("2", "h", driver, reported, doctor.compare(driver, reported))
+    text = facts.executor_mismatch("2", "h", driver, reported, facts.compare(driver, reported))
     assert "runs an unlabelled image with Java nothing, but the driver runs an unlabelled image with Java 17.0.21" in text
 
 
 def test_compare_ignores_labels_when_asked_and_never_compares_the_base():
     other = {**MANIFEST, "image": OTHER["image"], "base": "docker.io/library/debian:bookworm-slim@sha256:00"}
-    assert [d.field for d in doctor.compare(MANIFEST, other)] == ["image"]
-    assert doctor.compare(MANIFEST, other, ignore=doctor.LABELS) == []
+    assert [d.field for d in facts.compare(MANIFEST, other)] == ["image"]
+    assert facts.compare(MANIFEST, other, ignore=facts.LABELS) == []
 
 
 def test_compare_reports_fields_known_to_one_side_only():
-    diffs = doctor.compare(MANIFEST, {**MANIFEST, "cudnn": "9"})
+    diffs = facts.compare(MANIFEST, {**MANIFEST, "cudnn": "9"})
     assert [(d.field, d.expected, d.actual) for d in diffs] == [("cudnn", None, "9")]
 
 
 def test_drift_message():
     live = {**MANIFEST, "numpy": "1.26.4", "pyarrow": "15.0.0"}
-    text = doctor.drift_message("/opt/tfscore/image-manifest.json", MANIFEST,
-                                doctor.compare(MANIFEST, live, ignore=doctor.LABELS))
+    text = facts.drift_message("/opt/tfscore/image-manifest.json", MANIFEST,
+                                facts.compare(MANIFEST, live, ignore=facts.LABELS))
     assert text.startswith("this environment differs from the image manifest /opt/tfscore/image-manifest.json of "
                            "localhost/tfscore/runtime:aaaaaaaaaaaa: numpy is 1.26.4 here but 2.4.6 in the manifest "
                            "(and 1 more)")
@@ -133,7 +133,7 @@ class FakeContext:
         for executor, manifest, drift in self.placement:
             self.monkeypatch.setenv("SPARK_EXECUTOR_ID", executor)
             self.monkeypatch.setenv("SPARK_EXECUTOR_POD_NAME", f"job-a1-exec-{executor}")
-            self.monkeypatch.setattr(doctor, "_worker_manifest", lambda m=manifest, d=drift: (m, d))
+            self.monkeypatch.setattr(executors, "_worker_manifest", lambda m=manifest, d=drift: (m, d))
             out.extend(self.fn(iter([0])))
         return out
 
@@ -145,19 +145,19 @@ class FakeSpark:
 
 @pytest.fixture
 def no_sleep(monkeypatch):
-    monkeypatch.setattr(doctor.time, "sleep", lambda s: None)
+    monkeypatch.setattr(executors.time, "sleep", lambda s: None)
 
 
 def test_check_executors_passes_when_all_match(monkeypatch, no_sleep):
     sc = FakeContext([("1", MANIFEST, None), ("2", MANIFEST, None)] * 2, monkeypatch)
-    doctor.check_executors(FakeSpark(sc), MANIFEST)
+    executors.check_executors(FakeSpark(sc), MANIFEST)
 
 
 def test_check_executors_names_the_executor_that_differs(monkeypatch, no_sleep):
     odd = {**MANIFEST, "image": OTHER["image"], "tensorflow": OTHER["tensorflow"]}
     sc = FakeContext([("1", MANIFEST, None), ("10", MANIFEST, None), ("2", odd, None), ("2", odd, None)], monkeypatch)
     with pytest.raises(TfscoreError) as err:
-        doctor.check_executors(FakeSpark(sc), MANIFEST)
+        executors.check_executors(FakeSpark(sc), MANIFEST)
     text = str(err.value)
     assert text.startswith("executor 2 on job-a1-exec-2 runs localhost/tfscore/runtime:bbbbbbbbbbbb but the driver "
                            "runs localhost/tfscore/runtime:aaaaaaaaaaaa (TensorFlow tensorflow-cpu 2.20.0 vs "
@@ -167,7 +167,7 @@ def test_check_executors_names_the_executor_that_differs(monkeypatch, no_sleep):
 def test_check_executors_reports_an_executor_drifting_from_its_own_manifest(monkeypatch, no_sleep):
     sc = FakeContext([("1", MANIFEST, None), ("2", MANIFEST, "this environment differs from …")], monkeypatch)
     with pytest.raises(TfscoreError, match=r"^executor 2 on job-a1-exec-2: this environment differs"):
-        doctor.check_executors(FakeSpark(sc), MANIFEST)
+        executors.check_executors(FakeSpark(sc), MANIFEST)
 
 
 def test_check_executors_turns_a_failed_report_into_one_sentence(monkeypatch):
@@ -179,7 +179,7 @@ def test_check_executors_turns_a_failed_report_into_one_sentence(monkeypatch):
                                "ModuleNotFoundError: No module named 'tfscore'\n\tat org.apache.spark.api.python")
 
     with pytest.raises(TfscoreError) as err:
-        doctor.check_executors(FakeSpark(Broken([("1", MANIFEST, None)] * 2, monkeypatch)), MANIFEST)
+        executors.check_executors(FakeSpark(Broken([("1", MANIFEST, None)] * 2, monkeypatch)), MANIFEST)
     assert str(err.value) == ("the executors could not report their image manifest (ModuleNotFoundError: No module "
                               "named 'tfscore'): run them from the driver's tfscore runtime image "
                               "(spark.kubernetes.container.image) with PYSPARK_PYTHON=/opt/tfscore/venv/bin/python")
@@ -191,7 +191,7 @@ def test_check_executors_turns_a_failed_report_into_one_sentence(monkeypatch):
     ("Job aborted\nmore", "Job aborted"),
 ])
 def test_spark_failure_cause(text, cause):
-    assert doctor.spark_failure(text) == cause
+    assert executors.spark_failure(text) == cause
 
 
 @pytest.mark.parametrize("master,env,wanted", [
@@ -199,7 +199,7 @@ def test_spark_failure_cause(text, cause):
     ("k8s://https://kubernetes.default.svc:443", {}, True), ("spark://m:7077", {"TFSCORE_CHECK_EXECUTORS": "0"}, True),
 ])
 def test_executor_check_wanted(master, env, wanted):
-    assert doctor.executor_check_wanted(master, env) is wanted
+    assert executors.executor_check_wanted(master, env) is wanted
 
 
 # ---------------------------------------------------------------- the checks' verdicts on given facts
@@ -210,7 +210,7 @@ def test_executor_check_wanted(master, env, wanted):
     ("cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64", (2, 17)), ("py3-none-any", None), (None, None),
 ])
 def test_manylinux_glibc(tag, need):
-    assert doctor.manylinux_glibc(tag) == need
+    assert facts.manylinux_glibc(tag) == need
 
 
 class FakeDist:
@@ -223,12 +223,12 @@ class FakeDist:
 
 def test_wheel_tag_reads_the_wheel_metadata():
     dist = FakeDist("Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-manylinux_2_27_x86_64\n")
-    assert doctor.wheel_tag(dist) == "cp311-cp311-manylinux_2_27_x86_64"
-    assert doctor.wheel_tag(None) is None
+    assert facts.wheel_tag(dist) == "cp311-cp311-manylinux_2_27_x86_64"
+    assert facts.wheel_tag(None) is None
 
 
 def test_glibc_older_than_the_wheel_needs_fails_with_cause_and_fix():
-    check = doctor.check_glibc({**MANIFEST, "glibc": "2.17"}, MANIFEST["tensorflowWheel"])
+    check = checks.check_glibc({**MANIFEST, "glibc": "2.17"}, MANIFEST["tensorflowWheel"])
     assert check.ok is False
     assert check.error.startswith("glibc 2.17 is older than the 2.27 that tensorflow-cpu 2.21.0 "
                                   "(cp311-cp311-manylinux_2_27_x86_64) needs")
@@ -236,10 +236,10 @@ def test_glibc_older_than_the_wheel_needs_fails_with_cause_and_fix():
 
 
 def test_glibc_checks():
-    assert doctor.check_glibc(MANIFEST, MANIFEST["tensorflowWheel"]).ok is True
-    assert doctor.check_glibc({**MANIFEST, "glibc": "2.27"}, MANIFEST["tensorflowWheel"]).ok is True
-    assert doctor.check_glibc({**MANIFEST, "glibc": None}, MANIFEST["tensorflowWheel"]).ok is False
-    missing = doctor.check_glibc({**MANIFEST, "tensorflow": None}, None)
+    assert checks.check_glibc(MANIFEST, MANIFEST["tensorflowWheel"]).ok is True
+    assert checks.check_glibc({**MANIFEST, "glibc": "2.27"}, MANIFEST["tensorflowWheel"]).ok is True
+    assert checks.check_glibc({**MANIFEST, "glibc": None}, MANIFEST["tensorflowWheel"]).ok is False
+    missing = checks.check_glibc({**MANIFEST, "tensorflow": None}, None)
     assert missing.ok is False and "TensorFlow is not installed" in missing.error
 
 
@@ -247,17 +247,17 @@ CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse sse2 ss
 
 
 def test_cpu_without_avx_fails_and_says_where_to_run():
-    check = doctor.check_cpu(MANIFEST, CPUINFO.format(extra="popcnt"))
+    check = checks.check_cpu(MANIFEST, CPUINFO.format(extra="popcnt"))
     assert check.ok is False
     assert check.error.startswith("this CPU lacks AVX, which TensorFlow's x86_64 wheels are built to use")
     assert "cpu-cpuid.AVX" in check.error
 
 
 def test_cpu_checks():
-    assert doctor.check_cpu(MANIFEST, CPUINFO.format(extra="avx avx2 fma")).ok is True
-    assert doctor.check_cpu(MANIFEST, None).ok is None
-    assert doctor.check_cpu({**MANIFEST, "machine": "aarch64"}, "Features : fp asimd").ok is None
-    assert doctor.cpu_flags(CPUINFO.format(extra="avx")) >= {"sse4_2", "avx"}
+    assert checks.check_cpu(MANIFEST, CPUINFO.format(extra="avx avx2 fma")).ok is True
+    assert checks.check_cpu(MANIFEST, None).ok is None
+    assert checks.check_cpu({**MANIFEST, "machine": "aarch64"}, "Features : fp asimd").ok is None
+    assert checks.cpu_flags(CPUINFO.format(extra="avx")) >= {"sse4_2", "avx"}
 
 
 @pytest.mark.parametrize("stderr,code,cause", [
@@ -271,95 +271,95 @@ def test_cpu_checks():
     ("", -9, "the process was killed by signal 9"),
 ])
 def test_tensorflow_failure_names_the_cause(stderr, code, cause):
-    assert doctor.tensorflow_failure(stderr, code).startswith(cause)
+    assert checks.tensorflow_failure(stderr, code).startswith(cause)
 
 
 def test_tensorflow_check():
-    assert doctor.check_tensorflow(MANIFEST, {"version": "2.21.0", "result": 11.0, "gpus": 0}).ok is True
-    broken = doctor.check_tensorflow(MANIFEST, {"error": "ImportError: libtensorflow_framework.so.2: cannot open"})
+    assert checks.check_tensorflow(MANIFEST, {"version": "2.21.0", "result": 11.0, "gpus": 0}).ok is True
+    broken = checks.check_tensorflow(MANIFEST, {"error": "ImportError: libtensorflow_framework.so.2: cannot open"})
     assert broken.ok is False
     assert broken.error.startswith("TensorFlow (tensorflow-cpu 2.21.0) does not load and run here: ImportError")
     assert "make image-runtime" in broken.error
-    assert doctor.check_tensorflow(MANIFEST, {"version": "2.21.0", "result": 3.0}).ok is False
+    assert checks.check_tensorflow(MANIFEST, {"version": "2.21.0", "result": 3.0}).ok is False
 
 
 @pytest.mark.parametrize("text,major", [
     ("17.0.21.1+2-1-deb12u1-Debian", 17), ("1.8.0_292-b10", 8), ("11.0.2", 11), ("21", 21), (None, None), ("", None),
 ])
 def test_java_major(text, major):
-    assert doctor.java_major(text) == major
+    assert facts.java_major(text) == major
 
 
 def test_java_too_old_and_missing(monkeypatch):
-    monkeypatch.setattr(doctor, "java_binary", lambda: "/usr/lib/jvm/java-11/bin/java")
-    old = doctor.check_java({**MANIFEST, "java": "11.0.2+9"})
+    monkeypatch.setattr(checks, "java_binary", lambda: "/usr/lib/jvm/java-11/bin/java")
+    old = checks.check_java({**MANIFEST, "java": "11.0.2+9"})
     assert old.ok is False and old.error.startswith("Java 11.0.2+9 at /usr/lib/jvm/java-11/bin/java is too old for "
                                                     "Spark 4.3.0, which needs Java 17 or newer")
-    monkeypatch.setattr(doctor, "java_binary", lambda: None)
+    monkeypatch.setattr(checks, "java_binary", lambda: None)
     monkeypatch.delenv("JAVA_HOME", raising=False)
-    gone = doctor.check_java({**MANIFEST, "java": None})
+    gone = checks.check_java({**MANIFEST, "java": None})
     assert gone.ok is False
     assert gone.error.startswith("no Java runtime found (JAVA_HOME is unset and no java is on PATH): Spark needs Java 17")
 
 
 def test_spark_jars_must_match_pyspark():
-    check = doctor.check_spark({**MANIFEST, "spark": "3.5.1"}, run_jvm=False)
+    check = checks.check_spark({**MANIFEST, "spark": "3.5.1"}, run_jvm=False)
     assert check.ok is False and "do not match pyspark 4.3.0" in check.error
-    assert doctor.check_spark({**MANIFEST, "pyspark": None}, run_jvm=False).ok is False
+    assert checks.check_spark({**MANIFEST, "pyspark": None}, run_jvm=False).ok is False
 
 
 def test_gpu_checks():
     gpu = {**MANIFEST, "tensorflow": "tensorflow 2.21.0", "tensorflowBuild": "cuda 12.5.1/cudnn 9"}
-    assert doctor.check_gpus(MANIFEST, 0, {}).ok is None
-    cpu_only = doctor.check_gpus(MANIFEST, 1, {"gpus": 0})
+    assert checks.check_gpus(MANIFEST, 0, {}).ok is None
+    cpu_only = checks.check_gpus(MANIFEST, 1, {"gpus": 0})
     assert cpu_only.ok is False and "runtime-gpu image" in cpu_only.error
-    no_smi = doctor.check_gpus(gpu, 1, {"gpus": 0}, nvidia_smi=lambda: None)
+    no_smi = checks.check_gpus(gpu, 1, {"gpus": 0}, nvidia_smi=lambda: None)
     assert no_smi.ok is False and no_smi.error.startswith("1 GPU(s) requested but nvidia-smi is not available")
-    short = doctor.check_gpus(gpu, 2, {"gpus": 1}, nvidia_smi=lambda: ["0"])
+    short = checks.check_gpus(gpu, 2, {"gpus": 1}, nvidia_smi=lambda: ["0"])
     assert short.ok is False and "nvidia-smi lists 1 and TensorFlow sees 1" in short.error
-    assert doctor.check_gpus(gpu, 2, {"gpus": 2}, nvidia_smi=lambda: ["0", "1"]).ok is True
+    assert checks.check_gpus(gpu, 2, {"gpus": 2}, nvidia_smi=lambda: ["0", "1"]).ok is True
 
 
 def test_python_check_reads_requires_python(monkeypatch):
-    monkeypatch.setattr(doctor.metadata, "metadata", lambda name: {"Requires-Python": ">=3.11,<3.12"})
-    assert doctor.check_python({"python": "3.11.2"}).ok is True
-    bad = doctor.check_python({"python": "3.12.1"})
+    monkeypatch.setattr(checks.metadata, "metadata", lambda name: {"Requires-Python": ">=3.11,<3.12"})
+    assert checks.check_python({"python": "3.11.2"}).ok is True
+    bad = checks.check_python({"python": "3.12.1"})
     assert bad.ok is False and bad.error.startswith("Python 3.12.1 does not satisfy tfscore's requires-python")
 
 
 def test_manifest_check_against_a_file(tmp_path):
     path = tmp_path / "image-manifest.json"
-    doctor.write_manifest(path, MANIFEST)
-    live = {k: v for k, v in MANIFEST.items() if k not in doctor.LABELS}
-    assert doctor.check_manifest(live, path).ok is True
-    drifted = doctor.check_manifest({**live, "pyarrow": "15.0.0"}, path)
+    facts.write_manifest(path, MANIFEST)
+    live = {k: v for k, v in MANIFEST.items() if k not in facts.LABELS}
+    assert checks.check_manifest(live, path).ok is True
+    drifted = checks.check_manifest({**live, "pyarrow": "15.0.0"}, path)
     assert drifted.ok is False and "pyarrow is 15.0.0 here but 26.0.1 in the manifest" in drifted.error
-    missing = doctor.check_manifest(live, tmp_path / "nope.json")
+    missing = checks.check_manifest(live, tmp_path / "nope.json")
     assert missing.ok is False and "does not exist" in missing.error
     path.write_text(json.dumps({**MANIFEST, "schema": 99}))
-    assert "schema 99" in doctor.check_manifest(live, path).error
+    assert "schema 99" in checks.check_manifest(live, path).error
 
 
 def test_driver_manifest_fails_on_drift_and_falls_back_to_live_facts(tmp_path, monkeypatch):
-    live = {k: v for k, v in MANIFEST.items() if k not in doctor.LABELS}
-    monkeypatch.setattr(doctor, "facts", lambda: dict(live))
-    assert doctor.driver_manifest(tmp_path / "absent.json") == live
+    live = {k: v for k, v in MANIFEST.items() if k not in facts.LABELS}
+    monkeypatch.setattr(executors, "facts", lambda: dict(live))
+    assert executors.driver_manifest(tmp_path / "absent.json") == live
     path = tmp_path / "m.json"
-    doctor.write_manifest(path, MANIFEST)
-    assert doctor.driver_manifest(path) == MANIFEST
-    monkeypatch.setattr(doctor, "facts", lambda: {**live, "java": "21.0.5"})
+    facts.write_manifest(path, MANIFEST)
+    assert executors.driver_manifest(path) == MANIFEST
+    monkeypatch.setattr(executors, "facts", lambda: {**live, "java": "21.0.5"})
     with pytest.raises(TfscoreError, match="Java is 21.0.5 here but 17.0.21.1"):
-        doctor.driver_manifest(path)
+        executors.driver_manifest(path)
 
 
 def test_labelled_takes_the_image_names_from_the_environment():
-    out = doctor.labelled({"python": "3.11.2"}, {"TFSCORE_IMAGE": "r:1", "TFSCORE_BASE_IMAGE": "b"})
+    out = facts.labelled({"python": "3.11.2"}, {"TFSCORE_IMAGE": "r:1", "TFSCORE_BASE_IMAGE": "b"})
     assert out == {"image": "r:1", "base": "b", "python": "3.11.2"}
 
 
 def test_report_fails_with_the_first_failing_sentence():
-    report = doctor.Report(checks=[doctor.Check("python", True, "3.11"), doctor.Check("java", False, "x", "no Java."),
-                                   doctor.Check("spark", False, "y", "no Spark.")])
+    report = checks.Report(checks=[checks.Check("python", True, "3.11"), checks.Check("java", False, "x", "no Java."),
+                                   checks.Check("spark", False, "y", "no Spark.")])
     assert not report.ok and report.failure() == "no Java."
     assert report.render().splitlines()[1].startswith("FAIL  java")
     assert report.to_wire()["error"] == "no Java."

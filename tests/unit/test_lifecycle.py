@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from tfscore.api.models import ScoringJobSpec, ScoringJobStatus
+from tfscore.api.scoringjob import ScoringJobSpec, ScoringJobStatus
 from tfscore.operator.config import OperatorConfig
-from tfscore.operator.lifecycle import Decision, Observed, decide
+from tfscore.operator.scoringjob.lifecycle import Decision, Observed, decide
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 BACKOFF = OperatorConfig(backoff_base_seconds=10, backoff_max_seconds=60).backoff

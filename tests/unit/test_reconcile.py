@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tfscore.api import models
-from tfscore.operator import handlers
+from tfscore.api import common, scoringjob
 from tfscore.operator.config import OperatorConfig
 from tfscore.operator.kube import Conflict, Rejected
 from tfscore.operator.metrics import Metrics
+from tfscore.operator.scoringjob import reconcile as handlers
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -89,7 +89,7 @@ def env():
 
 
 def add_job(kube: FakeKube, name: str = "j", **spec) -> dict:
-    body = {"apiVersion": models.API_VERSION, "kind": models.KIND,
+    body = {"apiVersion": common.API_VERSION, "kind": scoringjob.KIND,
             "metadata": {"name": name, "namespace": "ns", "generation": 1},
             "spec": {"model": {"uri": "/m"}, "input": {"uri": "/i"}, "output": {"uri": "/o"}, **spec}}
     kube.objects[("ScoringJob", "ns", name)] = kube._stamp(body)
@@ -171,7 +171,7 @@ def test_retry_uses_the_bound_spec_and_rewrites_only_the_attempts_properties(env
     ({"surprise": 1}, "spec.surprise: unknown field"),
 ])
 def test_validation_messages_name_the_field(spec, expected):
-    body = {"apiVersion": models.API_VERSION, "kind": models.KIND, "metadata": {"name": "j", "namespace": "ns"},
+    body = {"apiVersion": common.API_VERSION, "kind": scoringjob.KIND, "metadata": {"name": "j", "namespace": "ns"},
             "spec": {"model": {"uri": "/m"}, "input": {"uri": "/i"}, "output": {"uri": "/o"}, **spec}}
     job, message = handlers.validate(body)
     assert job is None and expected in message
@@ -184,7 +184,7 @@ def test_pods_of_a_deleted_namesake_are_not_attempts(env):
     body = add_job(kube)
     old = {"apiVersion": "v1", "kind": "Pod", "metadata": {
         "name": "j-driver-2", "namespace": "ns", "uid": "old-pod", "labels": {"tfscore.io/job": "j", "tfscore.io/attempt": "2"},
-        "ownerReferences": [{"kind": models.KIND, "name": "j", "uid": "uid-of-the-deleted-job", "controller": True}]},
+        "ownerReferences": [{"kind": scoringjob.KIND, "name": "j", "uid": "uid-of-the-deleted-job", "controller": True}]},
         "status": {"phase": "Failed"}}
     out = handlers.reconcile(ctx, body, {2: old}, None, T0)
     status = out.job["status"]

@@ -12,11 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from tfscore.api.common import memory_mib
 from tfscore.api.manifest import ManifestError, load
-from tfscore.api.models import memory_mib
 from tfscore.runtime import io
+from tfscore.runtime.binding import bind
 from tfscore.runtime.errors import TfscoreError, WorkerError, unwrap
-from tfscore.runtime.mapping import bind
 from tfscore.runtime.model import Signature, TensorInfo
 
 SIG = Signature("serving_default",
@@ -278,7 +278,7 @@ def test_env_expansion_follows_kubernetes(value, expected):
 
 
 def test_local_environment_orders_expands_and_notes_cluster_only_sources():
-    from tfscore.api.models import ScoringJobSpec
+    from tfscore.api.scoringjob import ScoringJobSpec
     from tfscore.runtime.session import local_environment
 
     spec = ScoringJobSpec.model_validate({

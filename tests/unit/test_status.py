@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tfscore.api import models
-from tfscore.api.models import Condition
-from tfscore.operator.status import cause_line, merge_patch, observe_pod, set_condition
+from tfscore.api import contract
+from tfscore.api.common import Condition
+from tfscore.operator.objects import merge_patch, set_condition
+from tfscore.operator.scoringjob.driver_pod import cause_line, observe_pod
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RESULT = {"rowsIn": 10, "rowsOut": 9, "rowsQuarantined": 1, "seconds": 2.0, "rowsPerSecond": 5.0,
@@ -87,12 +88,12 @@ def test_success_carries_the_result():
 
 
 def test_progress_annotation():
-    ann = {models.PROGRESS_ANNOTATION: json.dumps({"rowsScored": 1200, "tasksDone": 3, "tasksTotal": 8,
+    ann = {contract.PROGRESS_ANNOTATION: json.dumps({"rowsScored": 1200, "tasksDone": 3, "tasksTotal": 8,
                                                    "percent": 37})}
     view = observe_pod(pod("Running", {"running": {}}, annotations=ann))
     assert view.progress is not None and (view.progress.rows_scored, view.progress.percent) == (1200, 37)
-    assert observe_pod(pod("Running", {"running": {}}, annotations={models.PROGRESS_ANNOTATION: "{"})).progress is None
-    clamped = {models.PROGRESS_ANNOTATION: json.dumps({"percent": 150})}
+    assert observe_pod(pod("Running", {"running": {}}, annotations={contract.PROGRESS_ANNOTATION: "{"})).progress is None
+    clamped = {contract.PROGRESS_ANNOTATION: json.dumps({"percent": 150})}
     assert observe_pod(pod("Running", {"running": {}}, annotations=clamped)).progress.percent == 100
 
 

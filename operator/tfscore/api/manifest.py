@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from tfscore.api.models import API_VERSION, KIND, ScoringJob, format_validation_error
+from tfscore.api.common import API_VERSION, format_validation_error
+from tfscore.api.scoringjob import KIND, ScoringJob
 
 
 class ManifestError(ValueError):

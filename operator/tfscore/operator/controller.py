@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from tfscore.api.models import ScoringJob
-from tfscore.operator import builders
-from tfscore.operator.handlers import Context, Outcome, reconcile
+from tfscore.api.scoringjob import ScoringJob
+from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob.reconcile import Context, Outcome, reconcile
 
 log = logging.getLogger("tfscore.operator")
 

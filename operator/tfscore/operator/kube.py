@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tfscore.api import models
+from tfscore.api import common, scoringjob
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = 30
@@ -103,14 +103,14 @@ class Kube:
     # ---- the ScoringJob
     def get_job(self, ns: str, name: str) -> dict[str, Any] | None:
         return _unless_404(lambda: self.custom.get_namespaced_custom_object(
-            models.GROUP, models.VERSION, ns, models.PLURAL, name, **self.kw))
+            common.GROUP, common.VERSION, ns, scoringjob.PLURAL, name, **self.kw))
 
     def patch_job_status(self, ns: str, name: str, resource_version: str, status: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the status subresource, only if the object is still at `resource_version` (else Conflict)."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
             return _json(self.custom.patch_namespaced_custom_object_status(
-                models.GROUP, models.VERSION, ns, models.PLURAL, name, body, _content_type=MERGE_PATCH, **self.kw))
+                common.GROUP, common.VERSION, ns, scoringjob.PLURAL, name, body, _content_type=MERGE_PATCH, **self.kw))
         except ApiException as exc:
             if exc.status in (404, 409):
                 raise Conflict(f"ScoringJob {ns}/{name} changed or went away ({exc.status})") from None
@@ -119,7 +119,7 @@ class Kube:
     def delete_job(self, ns: str, name: str, uid: str) -> None:
         body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
         try:
-            self.custom.delete_namespaced_custom_object(models.GROUP, models.VERSION, ns, models.PLURAL, name,
+            self.custom.delete_namespaced_custom_object(common.GROUP, common.VERSION, ns, scoringjob.PLURAL, name,
                                                         body=body, **self.kw)
         except ApiException as exc:
             if exc.status not in (404, 409):

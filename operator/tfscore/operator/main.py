@@ -15,14 +15,14 @@ from typing import Any
 
 import kopf
 
-from tfscore.api import models
-from tfscore.operator import builders
+from tfscore.api import common, scoringjob
 from tfscore.operator.config import OperatorConfig
 from tfscore.operator.controller import Controller
-from tfscore.operator.handlers import Context, PostEvent
 from tfscore.operator.kube import Kube, api_client
-from tfscore.operator.lifecycle import Event
 from tfscore.operator.metrics import Metrics
+from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob.lifecycle import Event
+from tfscore.operator.scoringjob.reconcile import Context, PostEvent
 
 log = logging.getLogger("tfscore.operator")
 COMPONENT = "tfscore-operator"
@@ -76,7 +76,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     memo.event_executor.shutdown(wait=True)
 
 
-@kopf.on.event(models.GROUP, models.VERSION, models.PLURAL)
+@kopf.on.event(common.GROUP, common.VERSION, scoringjob.PLURAL)
 async def scoringjob_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.job_event(event.get("type"), event["object"])
 

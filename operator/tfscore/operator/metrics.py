@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from tfscore.api.models import Phase
+from tfscore.api.scoringjob import Phase
 
 PHASES = [p.value for p in Phase]
 

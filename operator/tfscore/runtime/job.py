@@ -22,10 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tfscore import __version__
-from tfscore.api.models import Result, ScoringJob
-from tfscore.runtime import doctor, io
+from tfscore.api.contract import Result
+from tfscore.api.scoringjob import ScoringJob
+from tfscore.runtime import io
+from tfscore.runtime.binding import Binding, bind
+from tfscore.runtime.doctor import executors
 from tfscore.runtime.errors import InvalidRowError, Terminated, TfscoreError, unwrap
-from tfscore.runtime.mapping import Binding, bind
 from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
 from tfscore.runtime.scorer import DictAccumulator, FaultInjection, Task, map_spark_batches, map_splits
@@ -160,8 +162,8 @@ def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
             raise
         spark = opts.spark if opts.spark is not None else spark_future.result()
     sc = spark.sparkContext
-    if doctor.executor_check_wanted(sc.master):  # one image everywhere, or fail now naming the executor and images
-        doctor.check_executors(spark, doctor.driver_manifest())
+    if executors.executor_check_wanted(sc.master):  # one image everywhere, or fail now naming the executor and images
+        executors.check_executors(spark, executors.driver_manifest())
     parallelism = sc.defaultParallelism
     reader = _reader(job)
     writer_kind = _writer(job)

@@ -16,7 +16,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
-ANNOTATION = "tfscore.io/progress"
+from tfscore.api.contract import PROGRESS_ANNOTATION, Progress
+
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
@@ -28,11 +29,11 @@ class Snapshot:
 
     @property
     def percent(self) -> int:
-        return int(100 * self.tasks_done / self.tasks_total) if self.tasks_total else 0
+        return Progress.of(self.rows_scored, self.tasks_done, self.tasks_total).percent
 
     def wire(self) -> dict[str, int]:
-        return {"rowsScored": self.rows_scored, "tasksDone": self.tasks_done, "tasksTotal": self.tasks_total,
-                "percent": self.percent}
+        """The annotation's value: a `Progress` in wire form (the operator reads it with the same model)."""
+        return Progress.of(self.rows_scored, self.tasks_done, self.tasks_total).to_wire()
 
 
 class PodAnnotationSink:
@@ -61,7 +62,7 @@ class PodAnnotationSink:
         if not final and now - self.last < self.interval:
             return
         self.last = now
-        body = json.dumps({"metadata": {"annotations": {ANNOTATION: json.dumps(snap.wire())}}}).encode()
+        body = json.dumps({"metadata": {"annotations": {PROGRESS_ANNOTATION: json.dumps(snap.wire())}}}).encode()
         token = open(f"{SA_DIR}/token").read().strip()
         req = urllib.request.Request(self.url, data=body, method="PATCH", headers={
             "Authorization": f"Bearer {token}", "Content-Type": "application/merge-patch+json"})
@@ -69,7 +70,7 @@ class PodAnnotationSink:
             urllib.request.urlopen(req, context=self.ctx, timeout=5).close()
         except Exception as exc:  # noqa: BLE001 - progress must never fail the job
             if not self.warned:
-                print(f"tfscore: cannot update pod annotation {ANNOTATION}: {exc}", file=sys.stderr)
+                print(f"tfscore: cannot update pod annotation {PROGRESS_ANNOTATION}: {exc}", file=sys.stderr)
                 self.warned = True
 
 

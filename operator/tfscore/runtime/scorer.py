@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from tfscore.runtime import io
+from tfscore.runtime.binding import REASON_COLUMN, Binding
 from tfscore.runtime.errors import InvalidRowError, TfscoreError, WorkerError
-from tfscore.runtime.mapping import REASON_COLUMN, Binding
 from tfscore.runtime.model import ResolvedModel, load_function
 
 ATTEMPTS_DIR = "_attempts"  # task-attempt files live here until the driver commits the successful ones

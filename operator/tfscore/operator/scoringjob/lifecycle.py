@@ -27,12 +27,13 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from tfscore.api.models import Phase, Progress, ScoringJobSpec, ScoringJobStatus
-from tfscore.operator import builders
-from tfscore.operator.status import PodView, condition, observe_pod, set_condition
+from tfscore.api.contract import Progress
+from tfscore.api.scoringjob import Phase, ScoringJobSpec, ScoringJobStatus
+from tfscore.operator.objects import condition, set_condition
+from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob.driver_pod import PodView, observe_pod
 
-RUNNING, SUSPENDED, SUCCEEDED, FAILED = "Running", "Suspended", "Succeeded", "Failed"
-FINISHED = (Phase.succeeded.value, Phase.failed.value)
+FINISHED = (Phase.succeeded, Phase.failed)
 QUIET_PENDING = ("PodPending", "ContainerCreating")  # the normal first seconds of a pod: nothing worth a status write
 
 
@@ -71,10 +72,6 @@ class Decision:
         self.requeue_after = delay if self.requeue_after is None else min(self.requeue_after, delay)
 
 
-def _phase(status: ScoringJobStatus) -> str | None:
-    return status.phase if isinstance(status.phase, str) or status.phase is None else status.phase.value
-
-
 def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
            backoff: Callable[[int], float]) -> Decision:
     st = status.model_copy(deep=True)
@@ -83,28 +80,28 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
     def event(type_: str, reason: str, message: str) -> None:
         d.events.append(Event(type_, reason, message))
 
-    def finish(phase: str, reason: str, message: str) -> None:
+    def finish(phase: Phase, reason: str, message: str) -> None:
         st.phase, st.message, st.completion_time, st.next_attempt_time = phase, message, now, None
-        st.conditions = set_condition(st.conditions, RUNNING, False, reason, message, now)
+        st.conditions = set_condition(st.conditions, Phase.running, False, reason, message, now)
         st.conditions = set_condition(st.conditions, phase, True, reason, message, now)
-        event("Normal" if phase == SUCCEEDED else "Warning", reason, message)
+        event("Normal" if phase == Phase.succeeded else "Warning", reason, message)
         d.transitions.append(phase.lower())
 
-    failed_cond = condition(st.conditions, FAILED)
-    if (_phase(st) == FAILED and failed_cond and failed_cond.reason == "Invalid"
+    failed_cond = condition(st.conditions, Phase.failed)
+    if (st.phase == Phase.failed and failed_cond and failed_cond.reason == "Invalid"
             and obs.generation != st.observed_generation and st.attempts == 0):
         st = d.status = ScoringJobStatus()  # an invalid job was edited: judge the new spec afresh
-    if obs.spec_changed and obs.generation != st.observed_generation and _phase(st) not in FINISHED:
+    if obs.spec_changed and obs.generation != st.observed_generation and st.phase not in FINISHED:
         event("Warning", "SpecChangeIgnored", f"spec changed (generation {obs.generation}) after the run started; "
               "the run keeps the spec it started with (only `suspend` applies). Delete and re-create the "
               "ScoringJob to run a different spec.")
     st.observed_generation = obs.generation
 
-    if _phase(st) in FINISHED:
+    if st.phase in FINISHED:
         _ttl(d, obs, now)
         return d
     if obs.invalid is not None or obs.spec is None:
-        finish(FAILED, "Invalid", obs.invalid or "invalid spec")
+        finish(Phase.failed, "Invalid", obs.invalid or "invalid spec")
         _ttl(d, obs, now)
         return d
     spec = obs.spec
@@ -127,26 +124,26 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
 
     deadline = (st.start_time + timedelta(seconds=spec.active_deadline_seconds)
                 if spec.active_deadline_seconds and st.start_time else None)
-    if deadline is not None and now >= deadline and _phase(st) != SUSPENDED:
+    if deadline is not None and now >= deadline and st.phase != Phase.suspended:
         d.delete_pods = sorted({*d.delete_pods, *(a for a, p in obs.pods.items() if p is not None)})
-        finish(FAILED, "DeadlineExceeded", f"the job ran longer than activeDeadlineSeconds "
+        finish(Phase.failed, "DeadlineExceeded", f"the job ran longer than activeDeadlineSeconds "
                                            f"({spec.active_deadline_seconds}s); its pods were deleted")
         _ttl(d, obs, now)
         return d
 
     if obs.suspend:
-        if _phase(st) != SUSPENDED:
+        if st.phase != Phase.suspended:
             if view is not None and view.state in ("pending", "running"):
                 d.delete_pods.append(attempt)
-            st.phase, st.next_attempt_time, st.message = SUSPENDED, None, "suspended (spec.suspend is true)"
-            st.conditions = set_condition(st.conditions, RUNNING, False, "Suspended", st.message, now)
-            st.conditions = set_condition(st.conditions, SUSPENDED, True, "Suspended", st.message, now)
+            st.phase, st.next_attempt_time, st.message = Phase.suspended, None, "suspended (spec.suspend is true)"
+            st.conditions = set_condition(st.conditions, Phase.running, False, "Suspended", st.message, now)
+            st.conditions = set_condition(st.conditions, Phase.suspended, True, "Suspended", st.message, now)
             event("Normal", "Suspended", f"suspended; driver pod {st.driver_pod or '-'} stopped"
                   if attempt else "created suspended; nothing started")
         return d
 
-    if _phase(st) == SUSPENDED:
-        st.conditions = set_condition(st.conditions, SUSPENDED, False, "Resumed", "spec.suspend is false", now)
+    if st.phase == Phase.suspended:
+        st.conditions = set_condition(st.conditions, Phase.suspended, False, "Resumed", "spec.suspend is false", now)
         st.start_time = None  # activeDeadlineSeconds restarts on resume (as for Jobs)
         event("Normal", "Resumed", "resumed; starting a new attempt")
         _start(d, obs, now, attempt + 1, spec, event)
@@ -166,15 +163,15 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
             if view.state == "pending":
                 d.delete_pods.append(attempt)
             if st.failed > spec.backoff_limit:
-                finish(FAILED, reason, f"attempt {attempt} failed: {message} (backoffLimit {spec.backoff_limit} "
+                finish(Phase.failed, reason, f"attempt {attempt} failed: {message} (backoffLimit {spec.backoff_limit} "
                                        f"reached after {st.failed} failed attempt(s))")
                 _ttl(d, obs, now)
                 return d
             delay = backoff(st.failed)
             st.next_attempt_time = now + timedelta(seconds=delay)
-            st.phase = Phase.pending.value
+            st.phase = Phase.pending
             st.message = f"attempt {attempt} failed: {reason}: {message}; retrying in {delay:g}s"
-            st.conditions = set_condition(st.conditions, RUNNING, False, reason, message, now)
+            st.conditions = set_condition(st.conditions, Phase.running, False, reason, message, now)
             event("Warning", "AttemptFailed", f"{st.message} ({st.failed}/{spec.backoff_limit} retries used)")
         if now >= st.next_attempt_time:
             _start(d, obs, now, attempt + 1, spec, event)
@@ -184,14 +181,14 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
         return d
 
     if view.state == "pending":
-        st.phase = Phase.pending.value
+        st.phase = Phase.pending
         if view.reason not in QUIET_PENDING:  # say why it waits (not a status write per pod event while it is born)
             st.message = f"driver pod {st.driver_pod}: {view.reason}" + (f": {view.message}" if view.message else "")
         d.wake_at(startup_deadline, now)
     elif view.state == "running":
-        if _phase(st) != RUNNING:
-            st.phase, st.message = RUNNING, f"driver pod {st.driver_pod} is running (attempt {attempt})"
-            st.conditions = set_condition(st.conditions, RUNNING, True, "DriverRunning", st.message, now)
+        if st.phase != Phase.running:
+            st.phase, st.message = Phase.running, f"driver pod {st.driver_pod} is running (attempt {attempt})"
+            st.conditions = set_condition(st.conditions, Phase.running, True, "DriverRunning", st.message, now)
             event("Normal", "Running", st.message)
         if view.progress is not None:
             st.progress = view.progress
@@ -206,7 +203,7 @@ def _start(d: Decision, obs: Observed, now: datetime, attempt: int, spec: Scorin
     st.driver_pod = builders.driver_pod_name(obs.name, attempt)
     st.start_time = st.start_time or now
     st.completion_time = None
-    st.phase = Phase.pending.value
+    st.phase = Phase.pending
     st.message = f"starting attempt {attempt}: driver pod {st.driver_pod}"
     d.create_attempt = attempt
     if attempt == 1:
@@ -229,16 +226,16 @@ def _succeed(st: ScoringJobStatus, view: PodView, finish: Callable[[str, str, st
     result = view.result
     st.result = result
     if result is None:
-        finish(SUCCEEDED, "Completed", "the driver exited 0 but reported no result")
+        finish(Phase.succeeded, "Completed", "the driver exited 0 but reported no result")
         return
     if result.rows_in != result.rows_out + result.rows_quarantined:
-        finish(FAILED, "RowCountMismatch", f"rows in ({result.rows_in}) != rows out ({result.rows_out}) + "
+        finish(Phase.failed, "RowCountMismatch", f"rows in ({result.rows_in}) != rows out ({result.rows_out}) + "
                                            f"rows quarantined ({result.rows_quarantined})")
         return
     st.model = result.model or st.model
     done = view.progress.tasks_total if view.progress else 0
     st.progress = Progress(rows_scored=result.rows_out, tasks_done=done, tasks_total=done, percent=100)
-    finish(SUCCEEDED, "Completed", f"scored {result.rows_out} rows in {result.seconds:.1f}s "
+    finish(Phase.succeeded, "Completed", f"scored {result.rows_out} rows in {result.seconds:.1f}s "
                                    f"({result.rows_per_second:.0f} rows/s) into {result.output_uri}")
 
 

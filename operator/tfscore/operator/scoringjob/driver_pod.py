@@ -1,8 +1,7 @@
 """Pure mapping: a driver pod (as the API server reports it) → what it means for the ScoringJob.
 
 `observe_pod` reads phase, conditions, container states, the termination message (the runtime's Result JSON on success,
-one line of cause on failure) and the progress annotation. `set_condition` keeps Kubernetes condition semantics
-(lastTransitionTime moves only when the status flips). No clock, no I/O: callers pass `now`.
+one line of cause on failure) and the progress annotation into a `PodView`. No clock, no I/O.
 """
 
 from __future__ import annotations
@@ -15,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from tfscore.api import models
-from tfscore.api.models import Condition, Progress, Result
+from tfscore.api import contract
+from tfscore.api.contract import Progress, Result
+from tfscore.operator.objects import parse_time
 
 PodState = Literal["missing", "pending", "running", "succeeded", "failed"]
 
@@ -37,17 +37,6 @@ class PodView:
     result: Result | None = None
 
 
-def parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _clip(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
@@ -60,7 +49,7 @@ def cause_line(message: str) -> str:
 
 
 def parse_progress(pod: Mapping[str, Any]) -> Progress | None:
-    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(models.PROGRESS_ANNOTATION)
+    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(contract.PROGRESS_ANNOTATION)
     if not raw:
         return None
     try:
@@ -139,39 +128,3 @@ def observe_pod(pod: Mapping[str, Any] | None, container: str = "driver") -> Pod
     if scheduled.get("status") == "True":
         return PodView("pending", "ContainerCreating", "", **common)
     return PodView("pending", "PodPending", "waiting to be scheduled", **common)
-
-
-def set_condition(conditions: list[Condition], type_: str, status: bool, reason: str, message: str,
-                  now: datetime) -> list[Condition]:
-    """Conditions with `type_` set; lastTransitionTime changes only when its status flips."""
-    value = "True" if status else "False"
-    out, found = [], False
-    for cond in conditions:
-        if cond.type == type_:
-            found = True
-            when = cond.last_transition_time if cond.status == value and cond.last_transition_time else now
-            cond = Condition(type=type_, status=value, reason=reason, message=message, last_transition_time=when)
-        out.append(cond)
-    if not found:
-        out.append(Condition(type=type_, status=value, reason=reason, message=message, last_transition_time=now))
-    return out
-
-
-def condition(conditions: list[Condition], type_: str) -> Condition | None:
-    return next((c for c in conditions if c.type == type_), None)
-
-
-def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON merge patch (RFC 7386) that turns `old` into `new` (removed keys → null, nested maps recursed)."""
-    patch: dict[str, Any] = {}
-    for key in old.keys() - new.keys():
-        patch[key] = None
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(value, Mapping) and isinstance(before, Mapping):
-            sub = merge_patch(before, value)
-            if sub:
-                patch[key] = sub
-        elif value != before or key not in old:
-            patch[key] = value
-    return patch

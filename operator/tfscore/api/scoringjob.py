@@ -1,38 +1,35 @@
-"""ScoringJob API (tfscore.io/v1alpha1): the one source of truth.
+"""The ScoringJob kind (tfscore.io/v1alpha1): spec and status, the one source of truth.
 
 These pydantic v2 models validate manifests for `tfscore run`, generate the CRD (`tfscore crd` → crds/scoringjob.yaml) and
-type the operator's view of the object. Field names are camelCase on the wire (YAML/JSON) and snake_case in Python.
-This module imports nothing but pydantic: both the operator and the Spark runtime use it.
+type the operator's view of the object. Cross-field rules are written once as CEL for the API server
+(x-kubernetes-validations) and checked by the same models in Python, so `tfscore run` and `kubectl apply` refuse the same
+manifests with the same message.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-GROUP = "tfscore.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from tfscore.api.common import (
+    CONDITIONS_LIST,
+    MEMORY_PATTERN,
+    Condition,
+    ObjectMeta,
+    StatusModel,
+    WireModel,
+    memory_mib,
+)
+from tfscore.api.contract import ModelStatus, Progress, Result
+
 KIND = "ScoringJob"
 PLURAL = "scoringjobs"
 SINGULAR = "scoringjob"
 SHORT_NAMES = ["sj"]
 
-# Runtime ↔ operator contract (both sides import these; the runtime imports nothing from Kubernetes libraries).
-PROGRESS_ANNOTATION = f"{GROUP}/progress"   # driver pod annotation: JSON of Progress (wire form), patched every few s
-TERMINATION_LOG = "/dev/termination-log"    # success: JSON of Result (wire form); failure: one line of cause
-SPEC_MOUNT = "/etc/tfscore"                 # the ConfigMap <job>-spec, mounted in the driver pod
-SPEC_FILE = f"{SPEC_MOUNT}/job.json"
-SPARK_PROPERTIES_FILE = f"{SPEC_MOUNT}/spark.properties"
-EXECUTOR_TEMPLATE_FILE = f"{SPEC_MOUNT}/executor-pod-template.yaml"
-
-# Cross-field rules, written once as CEL for the API server (x-kubernetes-validations) and checked by the same models
-# in Python (`_check_rules`), so `tfscore run` and `kubectl apply` refuse the same manifests with the same message.
 QUARANTINE_RULE = {
     "rule": "self.onInvalidRow != 'quarantine' || has(self.quarantineUri)",
     "message": "quarantineUri is required when onInvalidRow is quarantine",
@@ -46,41 +43,14 @@ TABLE_FORMAT_RULE = {
     "rule": "!has(self.table) || !has(self.format) || self.format == 'table'",
     "message": "input.format must be 'table' (or unset) when input.table is set",
 }
-
 ENV_VALUE_RULE = {
     "rule": "!has(self.value) || !has(self.valueFrom)",
     "message": "an env entry takes value or valueFrom, not both",
     "fieldPath": ".valueFrom",
 }
 
-MEMORY_PATTERN = r"^[0-9]+([.][0-9]+)?([kKmMgGtT][iI]?[bB]?)?$"
-_MEMORY_UNITS_MIB = {"": 1 / (1024 * 1024), "k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
 
-
-def memory_mib(quantity: str) -> int:
-    """'2g', '2G', '2Gi', '512m', '512Mi', '1.5g' → MiB (binary units; Spark and Kubernetes spellings both accepted)."""
-    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([kKmMgGtT]?)[iI]?[bB]?", quantity.strip())
-    if not m:
-        raise ValueError(f"not a memory quantity: {quantity!r} (use e.g. 512m, 2g, 2Gi)")
-    value, unit = float(m.group(1)), m.group(2).lower()
-    return max(1, int(value * _MEMORY_UNITS_MIB[unit]))
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="forbid",
-        use_enum_values=True,
-        validate_default=True,
-    )
-
-    def to_wire(self) -> dict[str, Any]:
-        """The camelCase JSON form (what the API server stores and `tfscore run --spec` reads)."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-class EnvVar(_Model):
+class EnvVar(WireModel):
     """One core/v1 EnvVar of the driver and executor containers (also applied to `tfscore run` in local mode)."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ENV_VALUE_RULE]})
@@ -99,7 +69,7 @@ class EnvVar(_Model):
         return self
 
 
-class ModelSpec(_Model):
+class ModelSpec(WireModel):
     """The TensorFlow SavedModel to score with."""
 
     uri: Annotated[str, Field(min_length=1, description="SavedModel location: a path, file://, s3://, gs://, hdfs://, "
@@ -119,7 +89,9 @@ class ModelSpec(_Model):
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
-class InputFormat(str, Enum):
+class InputFormat(StrEnum):
+    """File format of the input (or `table` for a catalog table)."""
+
     parquet = "parquet"
     orc = "orc"
     csv = "csv"
@@ -127,7 +99,7 @@ class InputFormat(str, Enum):
     table = "table"
 
 
-class Input(_Model):
+class Input(WireModel):
     """Where the rows come from."""
 
     uri: Annotated[str | None, Field(min_length=1, description="Files or directory to read (path or URI).")] = None
@@ -166,20 +138,24 @@ class Input(_Model):
         return self
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
+    """File format of the output."""
+
     parquet = "parquet"
     orc = "orc"
     csv = "csv"
     json = "json"
 
 
-class WriteMode(str, Enum):
+class WriteMode(StrEnum):
+    """What happens to an existing output."""
+
     error_if_exists = "errorIfExists"
     overwrite = "overwrite"
     append = "append"
 
 
-class Output(_Model):
+class Output(WireModel):
     """Where the predictions go."""
 
     uri: Annotated[str, Field(min_length=1, description="Output directory (path or URI).")]
@@ -214,7 +190,9 @@ class Output(_Model):
         return self
 
 
-class Resources(_Model):
+class Resources(WireModel):
+    """CPU and memory of one pod (Spark's cores and memory; the pod's requests and limits)."""
+
     cores: Annotated[int, Field(ge=1, le=256, description="CPU cores (Spark cores; the pod's CPU request/limit).")] = 1
     memory: Annotated[str, Field(pattern=MEMORY_PATTERN, description="Memory, e.g. 1g, 2Gi, 512m.")] = "1g"
     memory_overhead: Annotated[
@@ -232,21 +210,27 @@ class Resources(_Model):
 
 
 class Driver(Resources):
-    pass
+    """The driver pod: plans the run, hosts Spark's scheduler and commits the output."""
 
 
 class Executor(Resources):
+    """The executor pods: read, score and write the data."""
+
     memory: Annotated[str, Field(pattern=MEMORY_PATTERN, description="Memory, e.g. 2g, 4Gi.")] = "2g"
     instances: Annotated[int, Field(ge=1, le=10000, description="Number of executor pods.")] = 2
     gpu: Annotated[int, Field(ge=0, le=16, description="nvidia.com/gpu per executor (GPU image variant).")] = 0
 
 
-class OnInvalidRow(str, Enum):
+class OnInvalidRow(StrEnum):
+    """What a row that cannot be scored does."""
+
     fail = "fail"
     quarantine = "quarantine"
 
 
-class ScoringJobSpec(_Model):
+class ScoringJobSpec(WireModel):
+    """What to score (model), over what (input), into what (output), and how the run is resourced and retried."""
+
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [QUARANTINE_RULE]})
 
     model: ModelSpec
@@ -277,7 +261,8 @@ class ScoringJobSpec(_Model):
     ] = None
     suspend: Annotated[bool, Field(description="true: stop (or do not start) the run; false again resumes.")] = False
     service_account_name: Annotated[str | None, Field(description="Driver service account (default: tfscore-driver).")] = None
-    node_selector: dict[str, str] = {}
+    node_selector: Annotated[dict[str, str], Field(description="Node labels the driver and executor pods must "
+                                                               "match.")] = {}
     tolerations: Annotated[list[dict[str, Any]], Field(description="core/v1 Tolerations for driver and executors.")] = []
     env: Annotated[list[EnvVar], Field(description="Extra env for driver and executors (core/v1 EnvVar). "
                                                            "Credentials belong in Secrets (valueFrom/envFrom).")] = []
@@ -296,16 +281,7 @@ class ScoringJobSpec(_Model):
         return self
 
 
-class ObjectMeta(BaseModel):
-    """The parts of metadata tfscore reads; everything else is kept as-is."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
-    namespace: str | None = None
-
-
-class ScoringJob(_Model):
+class ScoringJob(WireModel):
     """A whole manifest, as given to `kubectl apply` or `tfscore run`."""
 
     api_version: Literal["tfscore.io/v1alpha1"]
@@ -318,7 +294,9 @@ class ScoringJob(_Model):
 # ---------------------------------------------------------------- status
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
+    """Where a ScoringJob is in its life (Kubernetes Job-like)."""
+
     pending = "Pending"
     running = "Running"
     succeeded = "Succeeded"
@@ -326,81 +304,22 @@ class Phase(str, Enum):
     suspended = "Suspended"
 
 
-class Condition(_Model):
-    model_config = ConfigDict(extra="ignore")
+class ScoringJobStatus(StatusModel):
+    """What the operator observed and decided; written only by the operator."""
 
-    type: str
-    status: Literal["True", "False", "Unknown"]
-    reason: str = ""
-    message: str = ""
-    last_transition_time: datetime | None = None
-
-
-class ModelStatus(_Model):
-    model_config = ConfigDict(extra="ignore")
-
-    uri: str | None = None
-    version: str | None = None
-    fingerprint: str | None = None
-    signature: str | None = None
-
-
-class Progress(_Model):
-    model_config = ConfigDict(extra="ignore")
-
-    rows_scored: int = 0
-    tasks_done: int = 0
-    tasks_total: int = 0
-    percent: int = 0
-
-
-class Result(_Model):
-    """What a finished run reports (the driver's termination message; `tfscore run` prints it)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    rows_in: int
-    rows_out: int
-    rows_quarantined: int = 0
-    seconds: float
-    rows_per_second: float
-    output_uri: str
-    quarantine_uri: str | None = None
-    model: ModelStatus | None = None
-
-
-class ScoringJobStatus(_Model):
-    model_config = ConfigDict(extra="ignore")
-
-    phase: Phase | None = None
-    conditions: Annotated[list[Condition], Field(json_schema_extra={"x-kubernetes-list-type": "map",
-                                                                    "x-kubernetes-list-map-keys": ["type"]})] = []
-    observed_generation: int | None = None
+    phase: Annotated[Phase | None, Field(description="Pending, Running, Succeeded, Failed or Suspended.")] = None
+    conditions: Annotated[list[Condition], Field(description="Running, Succeeded, Failed, Suspended … (Kubernetes "
+                                                             "condition semantics).",
+                                                 json_schema_extra=CONDITIONS_LIST)] = []
+    observed_generation: Annotated[int | None, Field(description="The metadata.generation last acted on.")] = None
     attempts: Annotated[int, Field(description="Driver pods started so far (the current attempt's number).")] = 0
     failed: Annotated[int, Field(description="Attempts that failed (counted against backoffLimit).")] = 0
     next_attempt_time: Annotated[datetime | None, Field(description="When the next attempt starts (back-off after a "
                                                                     "failed attempt).")] = None
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
-    driver_pod: str | None = None
-    model: ModelStatus | None = None
-    progress: Progress | None = None
-    result: Result | None = None
-    message: str | None = None
-
-
-def format_validation_error(exc: Exception, prefix: str = "") -> str:
-    """One line per problem, each naming the field path in wire (camelCase) form: 'spec.output.mode: …'."""
-    errors = getattr(exc, "errors", None)
-    if not callable(errors):
-        return str(exc)
-    lines = []
-    for err in errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("function-after", "function-before"))
-        path = ".".join(p for p in (prefix, loc) if p)
-        msg = err.get("msg", "")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown field"
-        msg = msg.removeprefix("Value error, ")
-        lines.append(f"{path}: {msg}" if path else msg)
-    return "\n".join(lines)
+    start_time: Annotated[datetime | None, Field(description="When the first attempt started (reset on resume).")] = None
+    completion_time: Annotated[datetime | None, Field(description="When the job succeeded or failed.")] = None
+    driver_pod: Annotated[str | None, Field(description="The current attempt's driver pod.")] = None
+    model: Annotated[ModelStatus | None, Field(description="The model version the run resolved.")] = None
+    progress: Annotated[Progress | None, Field(description="The running attempt's progress.")] = None
+    result: Annotated[Result | None, Field(description="The finished run's counts and output.")] = None
+    message: Annotated[str | None, Field(description="The latest human-readable state.")] = None

@@ -14,15 +14,16 @@ from typing import Any
 
 import yaml
 
-from tfscore.api import models, properties
-from tfscore.api.models import ScoringJob, ScoringJobSpec, memory_mib
+from tfscore.api import common, contract, properties, scoringjob
+from tfscore.api.common import memory_mib
+from tfscore.api.scoringjob import ScoringJob, ScoringJobSpec
 from tfscore.operator.config import OperatorConfig
 
 # ---------------------------------------------------------------- names and labels
 
-LABEL_JOB = f"{models.GROUP}/job"
-LABEL_ROLE = f"{models.GROUP}/role"
-LABEL_ATTEMPT = f"{models.GROUP}/attempt"
+LABEL_JOB = f"{common.GROUP}/job"
+LABEL_ROLE = f"{common.GROUP}/role"
+LABEL_ATTEMPT = f"{common.GROUP}/attempt"
 ROLE_DRIVER = "driver"
 ROLE_EXECUTOR = "executor"
 ROLE_CONFIG = "config"
@@ -49,7 +50,7 @@ _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when pre
 
 # Container args, not command: the image's entrypoint (tini) stays PID 1, forwards SIGTERM to `tfscore run` and reaps Spark's
 # Python workers. As PID 1 itself, Python ignored SIGTERM: a deleted driver pod ran on for its whole grace period.
-DRIVER_ARGS = ["tfscore", "run", "--spec", models.SPEC_FILE, "--spark-properties", models.SPARK_PROPERTIES_FILE]
+DRIVER_ARGS = ["tfscore", "run", "--spec", contract.SPEC_FILE, "--spark-properties", contract.SPARK_PROPERTIES_FILE]
 
 
 def _dns_label(base: str, suffix: str, limit: int = 63) -> str:
@@ -94,7 +95,7 @@ def labels(job: str, role: str) -> dict[str, str]:
 def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
     """Controller reference to the ScoringJob: garbage collection deletes the child with it."""
     meta = body["metadata"]
-    return {"apiVersion": models.API_VERSION, "kind": models.KIND, "name": meta["name"], "uid": meta["uid"],
+    return {"apiVersion": common.API_VERSION, "kind": scoringjob.KIND, "name": meta["name"], "uid": meta["uid"],
             "controller": True, "blockOwnerDeletion": True}
 
 
@@ -114,8 +115,8 @@ def job_document(job: ScoringJob, uid: str, config: OperatorConfig) -> dict[str,
     """job.json: the validated manifest in wire form, image resolved, as the run will use it on every attempt."""
     spec = job.spec.model_copy(update={"image": resolve_image(job.spec, config)})
     return {
-        "apiVersion": models.API_VERSION,
-        "kind": models.KIND,
+        "apiVersion": common.API_VERSION,
+        "kind": scoringjob.KIND,
         "metadata": {"name": job.metadata.name, "namespace": job.metadata.namespace, "uid": uid},
         "spec": spec.to_wire(),
     }
@@ -124,7 +125,7 @@ def job_document(job: ScoringJob, uid: str, config: OperatorConfig) -> dict[str,
 # ---------------------------------------------------------------- Spark configuration
 
 
-def overhead_mib(resources: models.Resources) -> int:
+def overhead_mib(resources: scoringjob.Resources) -> int:
     """Non-JVM memory: the spec's memoryOverhead, else max(384 MiB, 40% of memory) (Python workers + TensorFlow)."""
     if resources.memory_overhead:
         return memory_mib(resources.memory_overhead)
@@ -157,7 +158,7 @@ def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str) 
         "spark.local.dir": LOCAL_DIR,
         "spark.kubernetes.driver.pod.name": driver_pod_name(name, attempt),
         "spark.kubernetes.container.image": image,
-        "spark.kubernetes.executor.podTemplateFile": models.EXECUTOR_TEMPLATE_FILE,
+        "spark.kubernetes.executor.podTemplateFile": contract.EXECUTOR_TEMPLATE_FILE,
         "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
         "spark.kubernetes.executor.podNamePrefix": executor_prefix(name, attempt),
         "spark.kubernetes.executor.deleteOnTermination": "true",
@@ -273,9 +274,9 @@ def config_map(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
         "metadata": _metadata(config_map_name(job.metadata.name), namespace, job.metadata.name, ROLE_CONFIG,
                               owner_reference(body)),
         "data": {
-            "job.json": json.dumps(document, indent=2, sort_keys=True) + "\n",
-            "spark.properties": attempt_properties(job, namespace, attempt, image),
-            "executor-pod-template.yaml": yaml.dump(executor_pod_template(job, config, image), Dumper=_YAML_DUMPER,
+            contract.SPEC_KEY: json.dumps(document, indent=2, sort_keys=True) + "\n",
+            contract.PROPERTIES_KEY: attempt_properties(job, namespace, attempt, image),
+            contract.EXECUTOR_TEMPLATE_KEY: yaml.dump(executor_pod_template(job, config, image), Dumper=_YAML_DUMPER,
                                                     sort_keys=False),
         },
     }
@@ -308,7 +309,7 @@ def driver_service(job: ScoringJob, body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _resources(res: models.Resources) -> dict[str, Any]:
+def _resources(res: scoringjob.Resources) -> dict[str, Any]:
     memory = f"{memory_mib(res.memory) + overhead_mib(res)}Mi"
     return {"requests": {"cpu": str(res.cores), "memory": memory},
             "limits": {"cpu": str(res.cores), "memory": memory}}
@@ -327,7 +328,7 @@ def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
     ]
     container = _container_common(
         spec, config, DRIVER_CONTAINER, image, extra_env=downward,
-        extra_mounts=[{"name": CONFIG_VOLUME, "mountPath": models.SPEC_MOUNT, "readOnly": True}],
+        extra_mounts=[{"name": CONFIG_VOLUME, "mountPath": contract.SPEC_MOUNT, "readOnly": True}],
     )
     container.update({
         "args": list(DRIVER_ARGS),
@@ -335,7 +336,7 @@ def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
                   {"name": "blockmanager", "containerPort": BLOCK_MANAGER_PORT, "protocol": "TCP"},
                   {"name": "spark-ui", "containerPort": UI_PORT, "protocol": "TCP"}],
         "resources": _resources(spec.driver),
-        "terminationMessagePath": models.TERMINATION_LOG,
+        "terminationMessagePath": contract.TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     })
     config_volume = {"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(name)}}

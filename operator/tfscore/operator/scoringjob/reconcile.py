@@ -16,13 +16,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from tfscore.api.models import ScoringJob, ScoringJobSpec, ScoringJobStatus, format_validation_error
-from tfscore.operator import builders
+from tfscore.api import contract
+from tfscore.api.common import format_validation_error
+from tfscore.api.scoringjob import ScoringJob, ScoringJobSpec, ScoringJobStatus
 from tfscore.operator.config import OperatorConfig
 from tfscore.operator.kube import Conflict, Kube, Rejected
-from tfscore.operator.lifecycle import Decision, Event, Observed, decide
 from tfscore.operator.metrics import Metrics
-from tfscore.operator.status import merge_patch, parse_time
+from tfscore.operator.objects import merge_patch, owned_by, parse_time
+from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob.lifecycle import Decision, Event, Observed, decide
 
 log = logging.getLogger("tfscore.operator")
 
@@ -83,12 +85,8 @@ def _bound_fields(spec: ScoringJobSpec, drop_image: bool) -> dict[str, Any]:
     return wire
 
 
-def _owned(obj: Mapping[str, Any], uid: str) -> bool:
-    return any(r.get("uid") == uid for r in (obj.get("metadata") or {}).get("ownerReferences") or [])
-
-
 def _check_owner(obj: Mapping[str, Any], uid: str, name: str) -> None:
-    if _owned(obj, uid):
+    if owned_by(obj, uid):
         return
     refs = (obj.get("metadata") or {}).get("ownerReferences") or []
     what = f"{obj.get('kind', 'object')} {obj['metadata']['name']}"
@@ -101,10 +99,10 @@ def _check_owner(obj: Mapping[str, Any], uid: str, name: str) -> None:
 
 def _read_bound(kube: Kube, ns: str, name: str, uid: str) -> ScoringJob | None:
     cm = kube.get("ConfigMap", ns, builders.config_map_name(name))
-    if cm is None or not _owned(cm, uid):
+    if cm is None or not owned_by(cm, uid):
         return None
     try:
-        return ScoringJob.model_validate(json.loads((cm.get("data") or {})["job.json"]))
+        return ScoringJob.model_validate(json.loads((cm.get("data") or {})[contract.SPEC_KEY]))
     except (KeyError, ValueError, ValidationError):
         log.warning("ConfigMap %s/%s has no readable job.json; rebuilding it", ns, cm["metadata"]["name"])
         return None
@@ -119,8 +117,9 @@ def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: D
     existing, created = ctx.kube.create(cm)
     if not created:
         _check_owner(existing, uid, name)
-        if (existing.get("data") or {}).get("spark.properties") != cm["data"]["spark.properties"]:
-            ctx.kube.patch_config_map(ns, cm["metadata"]["name"], {"spark.properties": cm["data"]["spark.properties"]})
+        props = cm["data"][contract.PROPERTIES_KEY]
+        if (existing.get("data") or {}).get(contract.PROPERTIES_KEY) != props:
+            ctx.kube.patch_config_map(ns, cm["metadata"]["name"], {contract.PROPERTIES_KEY: props})
     existing, created = ctx.kube.create(builders.driver_service(job, body))
     if not created:
         _check_owner(existing, uid, name)
@@ -145,7 +144,7 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
     live, invalid = validate(body)
     out = Outcome()
     # Driver pods of a deleted ScoringJob of the same name (garbage collection still running) are not our attempts.
-    pods = {a: p for a, p in pods.items() if p is None or _owned(p, uid)}
+    pods = {a: p for a, p in pods.items() if p is None or owned_by(p, uid)}
 
     if status.attempts > 0 or any(p is not None for p in pods.values()):
         bound = bound or _read_bound(ctx.kube, ns, name, uid) or live
@@ -159,7 +158,7 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
 
     if status.attempts and status.attempts not in pods:  # not in the cache: ask the API server before judging
         found = ctx.kube.get("Pod", ns, builders.driver_pod_name(name, status.attempts))
-        pods[status.attempts] = found if found is not None and _owned(found, uid) else None
+        pods[status.attempts] = found if found is not None and owned_by(found, uid) else None
         if pods[status.attempts] is not None:
             out.pods.append(pods[status.attempts])  # type: ignore[arg-type]
 

@@ -1,0 +1,63 @@
+"""The runtime ↔ operator contract: where the operator hands a run its spec, and how the driver reports back.
+
+Both sides import these names; neither spells a path, key or wire form of its own. The operator mounts the ConfigMap
+`<job>-spec` at SPEC_MOUNT (keys SPEC_KEY, PROPERTIES_KEY, EXECUTOR_TEMPLATE_KEY); the driver patches its own pod's
+PROGRESS_ANNOTATION with a `Progress` in wire form every few seconds, and on exit writes TERMINATION_LOG: a `Result` in wire
+form on success, one line of cause on failure. The runtime imports nothing from Kubernetes libraries.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from tfscore.api.common import GROUP, StatusModel
+
+PROGRESS_ANNOTATION = f"{GROUP}/progress"
+TERMINATION_LOG = "/dev/termination-log"
+SPEC_MOUNT = "/etc/tfscore"
+SPEC_KEY = "job.json"
+PROPERTIES_KEY = "spark.properties"
+EXECUTOR_TEMPLATE_KEY = "executor-pod-template.yaml"
+SPEC_FILE = f"{SPEC_MOUNT}/{SPEC_KEY}"
+SPARK_PROPERTIES_FILE = f"{SPEC_MOUNT}/{PROPERTIES_KEY}"
+EXECUTOR_TEMPLATE_FILE = f"{SPEC_MOUNT}/{EXECUTOR_TEMPLATE_KEY}"
+MAX_TERMINATION_MESSAGE = 4000  # the kubelet keeps at most 4096 bytes of a termination message
+
+
+class ModelStatus(StatusModel):
+    """The model a run actually scored with."""
+
+    uri: Annotated[str | None, Field(description="The model URI as given in the spec.")] = None
+    version: Annotated[str | None, Field(description="The version resolved at start (for 'latest').")] = None
+    fingerprint: Annotated[str | None, Field(description="SavedModel fingerprint, checked on every executor.")] = None
+    signature: Annotated[str | None, Field(description="The signature called.")] = None
+
+
+class Progress(StatusModel):
+    """How far the running attempt is (the driver pod's progress annotation)."""
+
+    rows_scored: Annotated[int, Field(description="Rows read and scored so far.")] = 0
+    tasks_done: Annotated[int, Field(description="Spark tasks finished.")] = 0
+    tasks_total: Annotated[int, Field(description="Spark tasks in the scoring stage.")] = 0
+    percent: Annotated[int, Field(description="tasksDone / tasksTotal, 0-100.")] = 0
+
+    @classmethod
+    def of(cls, rows_scored: int, tasks_done: int, tasks_total: int) -> Progress:
+        percent = int(100 * tasks_done / tasks_total) if tasks_total else 0
+        return cls(rows_scored=rows_scored, tasks_done=tasks_done, tasks_total=tasks_total,
+                   percent=max(0, min(100, percent)))
+
+
+class Result(StatusModel):
+    """What a finished run reports (the driver's termination message; `tfscore run` prints it)."""
+
+    rows_in: Annotated[int, Field(description="Rows read from the input.")]
+    rows_out: Annotated[int, Field(description="Rows written to the output (counted from the written files).")]
+    rows_quarantined: Annotated[int, Field(description="Invalid rows written to quarantineUri.")] = 0
+    seconds: Annotated[float, Field(description="Wall time of the run.")]
+    rows_per_second: Annotated[float, Field(description="rowsIn / seconds.")]
+    output_uri: Annotated[str, Field(description="Where the output was committed.")]
+    quarantine_uri: Annotated[str | None, Field(description="Where quarantined rows were committed.")] = None
+    model: Annotated[ModelStatus | None, Field(description="The model scored with.")] = None

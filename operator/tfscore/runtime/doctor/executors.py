@@ -1,0 +1,91 @@
+"""One image everywhere: the driver checks itself against its image manifest and asks every executor for its own.
+
+A job (when the master is not local, or TFSCORE_CHECK_EXECUTORS=1) fails fast on the first difference, naming the executor,
+its host and both images. The seeds' team lost a cluster to mixed native libraries (`UnsatisfiedLinkError:
+libtensorflow_jni.so` on hosts with another glibc); this is the check that would have told them at start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from tfscore.runtime.doctor.facts import compare, executor_mismatch, facts, manifest_path, recorded_and_drift
+from tfscore.runtime.errors import TfscoreError
+
+
+def executor_check_wanted(master: str, env: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if env is None else env
+    return not master.startswith("local") or env.get("TFSCORE_CHECK_EXECUTORS") == "1"
+
+
+def driver_manifest(path: str | Path | None = None) -> dict[str, Any]:
+    """The driver's manifest: its image's (after checking this process still matches it), else the live facts."""
+    p = Path(path) if path else manifest_path()
+    live = facts()
+    if not p.exists():
+        return live
+    recorded, drift = recorded_and_drift(p, live)
+    if drift:
+        raise TfscoreError(drift)
+    return recorded
+
+
+@lru_cache(maxsize=1)
+def _worker_manifest() -> tuple[dict[str, Any], str | None]:
+    """(this worker's image manifest, how the live environment drifted from it or None); live facts without an image."""
+    p = manifest_path()
+    live = facts()
+    return (live, None) if not p.exists() else recorded_and_drift(p, live)
+
+
+def _report(_partition) -> list[dict[str, Any]]:
+    """Runs in an executor's Python worker: who am I, and what do I run."""
+    time.sleep(0.2)  # hold the slot briefly so the other executors' free slots take the remaining tasks
+    manifest, drift = _worker_manifest()
+    return [{"executor": os.environ.get("SPARK_EXECUTOR_ID", "driver"),
+             "host": os.environ.get("SPARK_EXECUTOR_POD_NAME") or socket.gethostname(),
+             "manifest": manifest, "drift": drift}]
+
+
+def spark_failure(text: str) -> str:
+    """The cause in a failed Spark job's text: the Python worker's exception, a program that would not start, else the
+    first line."""
+    python = [m.group(0) for m in re.finditer(r"^\w+(Error|Exception): .*$", text, re.M)]
+    if python:
+        return python[-1].strip()[:300]
+    program = re.search(r"Cannot run program [^\n]*", text)
+    if program:
+        return program.group(0).strip()[:300]
+    return (text.strip().splitlines() or ["unknown error"])[0][:300]
+
+
+def check_executors(spark, expected: Mapping[str, Any]) -> None:
+    """Every executor's manifest must equal the driver's; raises TfscoreError naming the first executor that differs.
+
+    One tiny job with two tasks per task slot: all slots are free when it starts, so every registered executor takes
+    some of them (executors that register later are not seen)."""
+    sc = spark.sparkContext
+    n = max(2, 2 * sc.defaultParallelism)
+    try:
+        reports = sc.parallelize(range(n), n).mapPartitions(_report).collect()
+    except Exception as exc:  # noqa: BLE001 - Spark's wrapper around the executor's own failure
+        raise TfscoreError(f"the executors could not report their image manifest ({spark_failure(str(exc))}): run "
+                           "them from the driver's tfscore runtime image (spark.kubernetes.container.image) with "
+                           "PYSPARK_PYTHON=/opt/tfscore/venv/bin/python") from None
+    seen: dict[str, dict[str, Any]] = {}
+    for r in reports:
+        seen.setdefault(r["executor"], r)
+    for executor in sorted(seen, key=lambda e: (len(e), e)):
+        r = seen[executor]
+        if r.get("drift"):
+            raise TfscoreError(f"executor {executor} on {r['host']}: {r['drift']}")
+        diffs = compare(expected, r["manifest"])
+        if diffs:
+            raise TfscoreError(executor_mismatch(executor, r["host"], expected, r["manifest"], diffs))
