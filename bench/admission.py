@@ -9,8 +9,9 @@ Targets (issue 3): >= 1,000 jobs/min admitted, p99 admission latency < 2 s.
 Latency starts before the create request is sent (an upper bound: it includes the create call itself). The API server's
 own view (pod creationTimestamp - job creationTimestamp) is reported too, at its 1-second resolution.
 
-Cluster: $TFSCORE_OPERATOR_KUBECONFIG, else the operator tier's own control plane (tests/operator/operator_harness.py:
+Cluster: $TFSCORE_OPERATOR_KUBECONFIG, else the operator tier's own control plane (tests/harness/controlplane.py:
 hack/cluster/up.sh control-plane in its own state dir and ports), stopped again at the end. Writes bench/admission.json.
+Run with PYTHONPATH=tests (as `make bench-admission` does) so the shared test harness imports.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests" / "operator"))
+from harness.common import CI
+from harness.controlplane import ControlPlane, api_client, apply_crds
+from harness.operator_process import Operator
+from harness.scoringjobs import scoringjob
 
-from operator_harness import ControlPlane, Operator, api_client, apply_crd, scoringjob  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 TARGET_PER_MIN, TARGET_P99 = 1000.0, 2.0
 
@@ -199,7 +202,7 @@ def main() -> int:
 
     work = HERE / "work" / "admission"
     work.mkdir(parents=True, exist_ok=True)
-    plane = ControlPlane(build=os.environ.get("CI", "").lower() == "true")
+    plane = ControlPlane("operator-tier", kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
     t = time.time()
     kubeconfig = plane.start()
     print(f"control plane ready in {time.time() - t:.1f}s ({kubeconfig})", flush=True)
@@ -207,7 +210,7 @@ def main() -> int:
     phases: dict[str, Any] = {}
     api = api_client(kubeconfig, pool=args.creators + 4)
     try:
-        apply_crd(api)
+        apply_crds(api)
         operator.start()
         pids = {"operator": operator.proc.pid, "bench": os.getpid(), **plane.pids()}
         for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:

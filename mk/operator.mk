@@ -13,4 +13,4 @@ crd-check: venv                ## fail when crds/scoringjob.yaml drifted from th
 	@diff -u crds/scoringjob.yaml <($(BIN)/tfscore crd) && echo "crds/scoringjob.yaml is up to date"
 
 bench-admission: venv          ## 1,000 ScoringJobs → driver pods: jobs/min and p50/p99 latency → bench/admission.json
-	$(BIN)/python bench/admission.py
+	PYTHONPATH=tests $(BIN)/python bench/admission.py

@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chart_helpers import CHART, CI, HERE, RESTRICTED, ROOT, Helm, Kubectl, harness, harness_env, unavailable
+from chart_helpers import HERE
+
+from harness.common import CI, ROOT, Unavailable, cluster_env, skip_or_fail
+from harness.controlplane import ControlPlane
+from harness.kube import CHART, RESTRICTED, Helm, Kubectl
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -21,7 +25,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def helm() -> Helm:
-    path = Path(harness_env()["HELM"])
+    path = Path(cluster_env()["HELM"])
     if not path.exists():
         if not CI:
             pytest.skip(f"helm not built: {path} is missing (run `make cluster-build`)")
@@ -34,11 +38,12 @@ def helm() -> Helm:
 
 @pytest.fixture(scope="session")
 def kubeconfig() -> Iterator[str]:
-    plane = harness.ControlPlane(build=CI)
+    # Own state dir and ports (operator tier + 100); $TFSCORE_OPERATOR_KUBECONFIG, when set, is used instead.
+    plane = ControlPlane("chart-tier", port_offset=100, kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
     try:
         path = plane.start()
-    except harness.Unavailable as exc:
-        unavailable(str(exc))
+    except Unavailable as exc:
+        skip_or_fail("chart", str(exc))
     try:
         yield path
     finally:
@@ -47,9 +52,9 @@ def kubeconfig() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: str) -> Kubectl:
-    path = harness_env()["KUBECTL"]
+    path = cluster_env()["KUBECTL"]
     if not Path(path).exists():
-        unavailable(f"kubectl not built: {path} is missing (run `make cluster-build-control-plane`)")
+        skip_or_fail("chart", f"kubectl not built: {path} is missing (run `make cluster-build-control-plane`)")
     return Kubectl(path, kubeconfig)
 
 
@@ -65,7 +70,7 @@ def servicemonitor_crd(kubectl: Kubectl) -> None:
     """prometheus-operator's ServiceMonitor CRD (generated from its Go types; see servicemonitor-crd.sh)."""
     gen = subprocess.run(["bash", str(HERE / "servicemonitor-crd.sh")], capture_output=True, text=True)
     if gen.returncode != 0:
-        unavailable(f"cannot generate the ServiceMonitor CRD:\n{gen.stderr[-2000:]}")
+        skip_or_fail("chart", f"cannot generate the ServiceMonitor CRD:\n{gen.stderr[-2000:]}")
     kubectl("apply", "--server-side", "-f", gen.stdout.strip())
     kubectl.wait_established("servicemonitors.monitoring.coreos.com")
 

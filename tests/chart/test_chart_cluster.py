@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, VALUES_ALL, Helm, Kubectl, harness, one, operator_container, pod_from
+from chart_helpers import VALUES_ALL, one, operator_container, pod_from
+
+from harness.common import wait_for
+from harness.controlplane import api_client
+from harness.kube import CHART, Helm, Kubectl
+from harness.operator_process import FAKE_IMAGE, Operator
+from harness.scoringjobs import scoringjob
 
 # Three real releases: defaults (jobs in the release namespace), every option (two job namespaces, two replicas), and
 # cluster-wide (one ClusterRole; the driver account in the listed namespace).
@@ -81,7 +85,7 @@ def test_pod_security_restricted_admits_the_operator_pods(release: Release, kube
     def created() -> list[str]:
         return kubectl("-n", ns, "get", "pods", "-l", selector, "-o", "name").stdout.split()
 
-    pods = harness.wait_for(f"{replicas} operator pods in {ns}", lambda: len(created()) == replicas and created())
+    pods = wait_for(f"{replicas} operator pods in {ns}", lambda: len(created()) == replicas and created())
     assert len(pods) == replicas
     events = json.loads(kubectl("-n", ns, "get", "events", "-o", "json").stdout)["items"]
     assert not [e["message"] for e in events if e["reason"] == "FailedCreate"]
@@ -124,7 +128,7 @@ def test_driver_service_account_does_what_spark_does(release: Release, kubectl: 
 
     ns = release.job_namespaces[0]
     kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(restricted_pod("drv", ns, {"spark-role": "driver"})))
-    as_driver = harness.api_client(kubectl.token_kubeconfig(f"{ns}:{release.driver_sa_name}", tmp_path / "kc"))
+    as_driver = api_client(kubectl.token_kubeconfig(f"{ns}:{release.driver_sa_name}", tmp_path / "kc"))
     core = client.CoreV1Api(as_driver)
     app = {"spark-app-selector": f"spark-{uuid.uuid4().hex[:8]}", "spark-role": "executor"}
     selector = ",".join(f"{k}={v}" for k, v in app.items())
@@ -170,7 +174,7 @@ def restricted_pod(name: str, namespace: str, labels: dict[str, str]) -> dict[st
             "spec": {"automountServiceAccountToken": False, "restartPolicy": "Never",
                      "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
                                          "seccompProfile": {"type": "RuntimeDefault"}},
-                     "containers": [{"name": "c", "image": harness.FAKE_IMAGE, "securityContext": {
+                     "containers": [{"name": "c", "image": FAKE_IMAGE, "securityContext": {
                          "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                          "capabilities": {"drop": ["ALL"]}}}]}}
 
@@ -178,33 +182,30 @@ def restricted_pod(name: str, namespace: str, labels: dict[str, str]) -> dict[st
 # ---------------------------------------------------------------- the real operator, as the chart runs it
 
 
-class ChartOperator(harness.Operator):
+class ChartOperator(Operator):
     """`tfscore operator` with the rendered Deployment's arguments and environment, authenticated as the chart's
     operator ServiceAccount. Only the two listen ports are local (several run side by side on this host)."""
 
     def __init__(self, release: Release, kubeconfig: str, log_dir: Path, pod_name: str) -> None:
         super().__init__(kubeconfig, log_dir)
         self.container = operator_container(release.docs)
-        self.pod_name = pod_name
+        self.name = pod_name  # the pod it stands for: its log file and the POD_NAME it gets
 
-    def start(self) -> None:
-        self.starts += 1
-        self.metrics_port, self.health_port = harness.free_port(), harness.free_port()
+    def args(self) -> list[str]:
         args = [a for a in self.container["args"] if not a.startswith(("--liveness=", "--metrics-port="))]
-        args += [f"--liveness=http://127.0.0.1:{self.health_port}/healthz", f"--metrics-port={self.metrics_port}"]
+        assert args[0] == "tfscore"  # the image's tini runs the container args
+        return [*args[1:], f"--liveness=http://127.0.0.1:{self.health_port}/healthz",
+                f"--metrics-port={self.metrics_port}"]
+
+    def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TFSCORE_", "KUBECONFIG", "POD_"))}
         for entry in self.container["env"]:
             if "value" in entry:
                 env[entry["name"]] = entry["value"]
             elif entry["valueFrom"].get("fieldRef", {}).get("fieldPath") == "metadata.name":
-                env[entry["name"]] = self.pod_name
+                env[entry["name"]] = self.name
         env.update(KUBECONFIG=self.kubeconfig, PYTHONUNBUFFERED="1")
-        self.log = self.log_dir / f"{self.pod_name}-{self.starts}.log"
-        tfscore = Path(sys.executable).parent / "tfscore"
-        assert args[0] == "tfscore"  # the image's tini runs the container args
-        self.proc = subprocess.Popen([str(tfscore), *args[1:]], env=env,
-                                     stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
-        harness.wait_for(f"{self.pod_name}'s liveness endpoint", self.healthy, timeout=30)
+        return env
 
 
 @pytest.fixture
@@ -230,7 +231,7 @@ def problems(op: ChartOperator) -> list[str]:
 
 def submit(kubectl: Kubectl, namespace: str) -> str:
     name = f"sj-{uuid.uuid4().hex[:6]}"
-    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(harness.scoringjob(name)))
+    kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(scoringjob(name)))
     return name
 
 
@@ -240,13 +241,13 @@ def test_operator_runs_on_the_charts_rbac(release: Release, kubectl: Kubectl, ru
     op = run_operator(f"{release.variant}-operator-0")
     for ns in release.job_namespaces:
         name = submit(kubectl, ns)
-        pod = harness.wait_for(f"driver pod of {ns}/{name}", lambda ns=ns, name=name: json.loads(kubectl(
+        pod = wait_for(f"driver pod of {ns}/{name}", lambda ns=ns, name=name: json.loads(kubectl(
             "-n", ns, "get", "pod", f"{name}-driver-1", "-o", "json", check=False).stdout or "null"))
         assert pod["spec"]["serviceAccountName"] == release.driver_sa_name
         env = {e["name"]: e.get("value") for e in operator_container(release.docs)["env"]}
         assert pod["spec"]["containers"][0]["image"] == env["TFSCORE_RUNTIME_IMAGE"]
         kubectl("-n", ns, "get", f"configmap/{name}-spec", f"service/{name}-driver")
-        harness.wait_for(f"{name} status", lambda ns=ns, name=name: json.loads(kubectl(
+        wait_for(f"{name} status", lambda ns=ns, name=name: json.loads(kubectl(
             "-n", ns, "get", "scoringjob", name, "-o", "json").stdout).get("status", {}).get("phase"))
     assert not problems(op), "\n".join(problems(op))
 
@@ -271,24 +272,24 @@ def test_replicas_one_leads_and_a_standby_takes_over(release: Release, kubectl: 
     """replicas > 1 as rendered (no --standalone): the operators meet in the chart's KopfPeering objects with the
     chart's RBAC; the highest priority serves, the other pauses in its favour, and takes over when the leader stops."""
     assert release.deployment["spec"]["replicas"] == 2 and "--standalone" not in operator_container(release.docs)["args"]
-    ops = {op.pod_name: op for op in (run_operator(f"{release.variant}-operator-{i}") for i in (1, 2))}
+    ops = {op.name: op for op in (run_operator(f"{release.variant}-operator-{i}") for i in (1, 2))}
     ns = release.job_namespaces[0]
     peering = one(release.docs, "KopfPeering", "", ns)["metadata"]["name"]
     assert f"--peering={peering}" in operator_container(release.docs)["args"]  # the release's own, not kopf's "default"
-    status = harness.wait_for(f"both operators in KopfPeering {ns}/{peering}",
+    status = wait_for(f"both operators in KopfPeering {ns}/{peering}",
                               lambda: set(ops) <= set(peers(kubectl, ns, peering)) and peers(kubectl, ns, peering))
     leader = max(ops, key=lambda pod: status[pod]["priority"])
     standby = next(pod for pod in ops if pod != leader)
-    harness.wait_for(f"the leader {leader} to serve", lambda: paused(ops[leader].log.read_text()) is False)
-    harness.wait_for(f"{standby} to stand by for {leader}", lambda: paused(ops[standby].log.read_text()))
+    wait_for(f"the leader {leader} to serve", lambda: paused(ops[leader].log.read_text()) is False)
+    wait_for(f"{standby} to stand by for {leader}", lambda: paused(ops[standby].log.read_text()))
 
     first = submit(kubectl, ns)
-    harness.wait_for(f"the leader {leader} to start {first}", lambda: driver_pod_of(kubectl, ns, first))
+    wait_for(f"the leader {leader} to start {first}", lambda: driver_pod_of(kubectl, ns, first))
 
     ops[leader].stop()
-    harness.wait_for(f"{standby} to resume", lambda: "Resuming operations" in ops[standby].log.read_text())
+    wait_for(f"{standby} to resume", lambda: "Resuming operations" in ops[standby].log.read_text())
     second = submit(kubectl, ns)
-    harness.wait_for(f"the standby {standby} to start {second}", lambda: driver_pod_of(kubectl, ns, second))
+    wait_for(f"the standby {standby} to start {second}", lambda: driver_pod_of(kubectl, ns, second))
     assert paused(ops[standby].log.read_text()) is False
     for op in ops.values():
         assert not problems(op), "\n".join(problems(op))

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_helpers import CHART, ROOT, VALUES_ALL, Helm, env_of, kinds, one, operator_container
+from chart_helpers import VALUES_ALL, env_of, kinds, one, operator_container
 
+from harness.common import ROOT
+from harness.kube import CHART, Helm
 from tfscore.operator.config import OperatorConfig
 
 NS = "tfscore-system"

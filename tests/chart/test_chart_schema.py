@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chart_helpers import VALUES_ALL, Helm
+from chart_helpers import VALUES_ALL
+
+from harness.kube import Helm
 
 BAD: list[tuple[str, dict[str, Any], list[str]]] = [
     ("replicas-not-integer", {"replicas": "two"}, ["at '/replicas'", "got string, want integer"]),

@@ -19,26 +19,19 @@ from typing import Any
 import pytest
 import yaml
 from e2e_harness import (
-    CI,
     E2E_CACHE,
     JOBS_NS,
     KEEP,
     RELEASE,
     RELEASE_NS,
-    RESTRICTED,
-    ROOT,
     TIMINGS,
-    Helm,
     Image,
     Jobs,
-    Kubectl,
     Target,
-    Unavailable,
     build_image,
     clean_slate,
     data_dir,
     ensure_on_node,
-    harness_env,
     helm_values,
     local_run,
     make_data,
@@ -48,6 +41,9 @@ from e2e_harness import (
     timed,
     volume_docs,
 )
+
+from harness.common import CI, ROOT, Unavailable, cluster_env
+from harness.kube import RESTRICTED, Helm, Kubectl
 
 ENABLED = CI or os.environ.get("TFSCORE_E2E") == "1"
 SKIP_REASON = ("e2e tier: a real cluster, the images and ~10 minutes; runs under CI=true or with `make e2e` "
@@ -108,7 +104,7 @@ def target() -> Iterator[Target]:
 
 def _tool(name: str) -> str:
     """The harness's pinned build (hack/cluster/env.sh), else one on PATH (a kind user's), else built (CI) or skip."""
-    env = harness_env()
+    env = cluster_env()
     pinned = env[name.upper()]
     if Path(pinned).exists():
         return pinned

@@ -10,13 +10,11 @@ Target (first that applies):
 3. Otherwise the local harness: `hack/cluster/up.sh node`, images imported with `hack/cluster/load-image.sh`, and
    `hack/cluster/down.sh` at the end, but only when this run started it (a harness already up is reused and left up).
 
-helm and kubectl are the harness's pinned builds (hack/cluster/env.sh); the kubectl/helm wrappers and `wait_for` are the
-chart and operator tiers' own (tests/chart/chart_helpers.py, tests/operator/operator_harness.py).
+helm and kubectl are the harness's pinned builds (hack/cluster/env.sh), wrapped by the shared test harness (tests/harness).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -34,13 +32,12 @@ import yaml
 from e2e_data import ROW_GROUP
 from e2e_data import ROWS as ROWS_DEFAULT
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness.common import CACHE, CI, CLUSTER, ROOT, Unavailable, cluster_env, run
+from harness.kube import Helm, Kubectl
+
 HERE = Path(__file__).resolve().parent
-CLUSTER = ROOT / "hack" / "cluster"
 EXAMPLE = ROOT / "examples" / "e2e-job.yaml"
-CACHE = Path(os.environ.get("TFSCORE_CACHE", Path.home() / ".cache" / "tfscore"))
 E2E_CACHE = CACHE / "e2e"
-CI = os.environ.get("CI", "").lower() == "true"
 KEEP = os.environ.get("TFSCORE_E2E_KEEP") == "1"   # leave cluster, release and namespaces up (debugging)
 KIND_CLUSTER = "tfscore-e2e"
 RELEASE, RELEASE_NS, JOBS_NS = "tfscore-e2e", "tfscore-e2e-system", "tfscore-e2e"
@@ -50,27 +47,6 @@ TASKS = -(-ROWS // ROW_GROUP)   # one Spark task per 5,000-row row group (spark.
 TIMINGS: dict[str, float] = {}   # step -> seconds, printed at the end of the session (conftest.py)
 
 
-def _load(name: str, path: Path) -> Any:
-    """A sibling tier's helper module by file (tests/ is not a package); the module already imported when present."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chart_helpers = _load("chart_helpers", ROOT / "tests" / "chart" / "chart_helpers.py")
-Helm, Kubectl, harness_env = chart_helpers.Helm, chart_helpers.Kubectl, chart_helpers.harness_env
-RESTRICTED = chart_helpers.RESTRICTED
-wait_for = chart_helpers.harness.wait_for
-
-
-class Unavailable(Exception):
-    """The tier cannot run here; the message says why."""
-
-
 @contextmanager
 def timed(step: str) -> Iterator[None]:
     start = time.monotonic()
@@ -78,14 +54,6 @@ def timed(step: str) -> Iterator[None]:
         yield
     finally:
         TIMINGS[step] = round(time.monotonic() - start, 1)
-
-
-def run(cmd: list[str], what: str, env: dict[str, str] | None = None, timeout: float = 1800) -> str:
-    """Run a command; its stdout, or RuntimeError with the tail of its output."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-4000:]}{proc.stdout[-2000:]}")
-    return proc.stdout
 
 
 # ---------------------------------------------------------------- the cluster
@@ -152,7 +120,7 @@ def _harness_node_up(env: dict[str, str]) -> bool:
 
 
 def select_target() -> Target:
-    env = harness_env()
+    env = cluster_env()
     if os.environ.get("KUBECONFIG"):
         path = os.environ["KUBECONFIG"]
         if _same_file(path, env["KUBECONFIG"]):  # `export $(hack/cluster/env.sh)`: the harness, started if down

@@ -25,8 +25,9 @@ from e2e_harness import (
     on_host,
     read_scores,
     timed,
-    wait_for,
 )
+
+from harness.common import wait_for
 
 pytestmark = pytest.mark.e2e
 

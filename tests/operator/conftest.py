@@ -12,16 +12,17 @@ where the fixture builds them (`hack/cluster/build.sh control-plane`) and fails 
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from operator_harness import Cluster, ControlPlane, Operator, Unavailable, api_client, apply_crd
 
-CI = os.environ.get("CI", "").lower() == "true"
+from harness.common import CI, Unavailable
+from harness.controlplane import ControlPlane, api_client, apply_crds
+from harness.operator_process import Operator
+from harness.scoringjobs import Cluster
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,7 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def kubeconfig() -> Iterator[str]:
-    plane = ControlPlane(build=CI)  # under CI=true a missing control plane is built, never skipped
+    # Own state dir and ports (the harness defaults); under CI=true a missing control plane is built, never skipped.
+    plane = ControlPlane("operator-tier", port_offset=0, kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
     started = time.monotonic()
     try:
         path = plane.start()
@@ -68,7 +70,7 @@ def custom(api: Any) -> Any:
 
 @pytest.fixture(scope="session")
 def crd(api: Any) -> None:
-    apply_crd(api)
+    apply_crds(api)
 
 
 @pytest.fixture(scope="session")

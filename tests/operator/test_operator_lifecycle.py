@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from operator_harness import Cluster, scoringjob, wait_for
+
+from harness.common import wait_for
+from harness.scoringjobs import Cluster, scoringjob
 
 RESULT = {"rowsIn": 1000, "rowsOut": 990, "rowsQuarantined": 10, "seconds": 4.0, "rowsPerSecond": 250.0,
           "outputUri": "s3a://out/", "quarantineUri": "s3a://q/",

@@ -7,7 +7,9 @@ import json
 import re
 import time
 
-from operator_harness import Cluster, Operator, scoringjob, wait_for
+from harness.common import wait_for
+from harness.operator_process import Operator
+from harness.scoringjobs import Cluster, scoringjob
 
 RESULT = {"rowsIn": 5, "rowsOut": 5, "seconds": 1.0, "rowsPerSecond": 5.0, "outputUri": "s3a://out/"}
 

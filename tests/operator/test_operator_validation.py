@@ -7,7 +7,9 @@ import json
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-from operator_harness import Cluster, scoringjob, wait_for
+
+from harness.common import wait_for
+from harness.scoringjobs import Cluster, scoringjob
 
 
 def refused(k8s: Cluster, body: dict) -> str:

@@ -1,0 +1,12 @@
+"""Worker errors carry their one-line message back to the driver (runtime/errors.py)."""
+
+from __future__ import annotations
+
+from tfscore.runtime.errors import TfscoreError, WorkerError, unwrap
+
+
+def test_worker_errors_unwrap():
+    wrapped = WorkerError(TfscoreError("column 'f1' is null at row 3"))
+    spark_text = f"org.apache.spark.SparkException: Job aborted ... PythonException: {wrapped} ... at java.lang"
+    assert str(unwrap(Exception(spark_text))) == "column 'f1' is null at row 3"
+    assert unwrap(Exception("plain failure")) is None
