@@ -8,7 +8,7 @@
 # Environment:
 #   ENGINE        podman or docker (default: whichever works, podman first)
 #   BASE_IMAGE    default: with podman, the debootstrap base from hack/podman-setup.sh (no registry here); with docker,
-#                 the Dockerfile's digest-pinned debian:bookworm-slim
+#                 images/Dockerfile's digest-pinned debian:bookworm-slim
 #   HOST_CA       CA bundle mounted for pip during podman builds (default /etc/ssl/certs/ca-certificates.crt)
 #   FORCE=1       rebuild even when the tag exists
 #   KEEP          how many content-hash tags of the image to keep (default 3; older ones are removed)
@@ -21,9 +21,9 @@ kind="${1:?usage: images/build.sh runtime|runtime-gpu|operator}"
 log() { echo "images/build.sh: $*" >&2; }
 
 case "$kind" in
-  runtime)     dir=runtime;  lock=requirements/runtime.lock ;;
-  runtime-gpu) dir=runtime;  lock=requirements/runtime-gpu.lock ;;
-  operator)    dir=operator; lock=requirements/operator.lock ;;
+  runtime)     target=runtime;  lock=requirements/runtime.lock ;;
+  runtime-gpu) target=runtime;  lock=requirements/runtime-gpu.lock ;;
+  operator)    target=operator; lock=requirements/operator.lock ;;
   *) log "unknown image $kind (runtime, runtime-gpu or operator)"; exit 2 ;;
 esac
 name="localhost/tfscore/$kind"
@@ -44,17 +44,17 @@ if [ -n "${BASE_IMAGE:-}" ]; then
   build_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   base_id="$("$engine" image inspect --format '{{.Id}}' "$BASE_IMAGE" 2>/dev/null || echo "$BASE_IMAGE")"
 else
-  base_id="$(sed -n 's/^ARG BASE_IMAGE=//p' "$ROOT/images/$dir/Dockerfile")"
+  base_id="$(sed -n 's/^ARG BASE_IMAGE=//p' "$ROOT/images/Dockerfile")"
 fi
 
-# Stage the context: exactly the files the Dockerfiles COPY.
+# Stage the context: exactly the files images/Dockerfile COPYs.
 ctx="$CACHE/image-context/$kind"
 rm -rf "$ctx" && mkdir -p "$ctx"
 tar -C "$ROOT" -cf - --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
-  pyproject.toml README.md operator/tfscore requirements/build.lock "$lock" images/common "images/$dir" |
+  pyproject.toml README.md operator/tfscore requirements/build.lock "$lock" images/Dockerfile images/common images/runtime |
   tar -C "$ctx" -xf -
 hash="$( (cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
-          echo "kind=$kind lock=$lock base=$base_id") | sha256sum | cut -c1-12)"
+          echo "kind=$kind target=$target lock=$lock base=$base_id") | sha256sum | cut -c1-12)"
 ref="$name:$hash"
 version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$ROOT/operator/tfscore/__init__.py")"
 
@@ -71,7 +71,7 @@ else
   fi
   log "building $ref with $engine (base ${BASE_IMAGE:-from the Dockerfile})"
   start=$SECONDS
-  "$engine" build --network host -f "$ctx/images/$dir/Dockerfile" "${build_args[@]}" -t "$ref" "$ctx" >&2
+  "$engine" build --network host -f "$ctx/images/Dockerfile" --target "$target" "${build_args[@]}" -t "$ref" "$ctx" >&2
   log "built $ref in $((SECONDS - start)) s"
 fi
 "$engine" tag "$ref" "$name:$version"

@@ -12,10 +12,16 @@ from pathlib import Path
 
 import typer
 
+from tfscore.runlog import RunLog
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import, here and in Spark's Python workers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Kubernetes-native batch inference: TensorFlow SavedModels scored on Spark.")
+
+
+VERBOSE = typer.Option(False, "--verbose", "-v", help="Also show TensorFlow's, the JVM's and Spark's own output "
+                       "(otherwise kept in a log file under $TFSCORE_CACHE/logs) and tracebacks.")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -97,8 +103,24 @@ def _termination_log(path: str | None) -> Path | None:
     return None
 
 
+def _unexpected(exc: BaseException, log: RunLog) -> str:
+    """One sentence for a failure tfscore has no words of its own for; the traceback goes to the run's log (or, with
+    --verbose and in pods, to stderr, where the log is)."""
+    import traceback
+
+    trace = "".join(traceback.format_exception(exc))
+    if log.path is not None:
+        log.write(trace)
+        where = f"details in {log.path}"
+    else:
+        sys.stderr.write(trace)
+        where = "details above"
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"tfscore failed unexpectedly: {type(exc).__name__}: {first} ({where}; please report it)"
+
+
 def _execute(job, master: str | None, spark_properties: str | None, termination_log: str | None,
-             output_json: bool) -> None:
+             output_json: bool, log: RunLog) -> None:
     import json
 
     from rich.console import Console
@@ -119,10 +141,11 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
         if term:
             term.write_text(str(exc)[:MAX_TERMINATION_MESSAGE])
         _fail(str(exc))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one sentence, never a traceback
+        message = _unexpected(exc, log)
         if term:
-            term.write_text(f"{type(exc).__name__}: {exc}"[:MAX_TERMINATION_MESSAGE])
-        raise
+            term.write_text(message[:MAX_TERMINATION_MESSAGE])
+        _fail(message, code=1)
     if term:
         term.write_text(json.dumps(result.to_wire()))
     if output_json:
@@ -140,6 +163,7 @@ def run(
     spark_properties: str = typer.Option(None, "--spark-properties", help="Spark conf file (key=value lines)."),
     termination_log: str = typer.Option(None, "--termination-log", help="Write the result JSON here."),
     output_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """Run a ScoringJob manifest on Spark (local mode by default)."""
     from tfscore.api.manifest import ManifestError, load
@@ -151,7 +175,8 @@ def run(
         job = load(path)
     except ManifestError as exc:
         _fail(str(exc))
-    _execute(job, master, spark_properties, termination_log, output_json)
+    with RunLog(verbose) as log:
+        _execute(job, master, spark_properties, termination_log, output_json, log)
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -182,6 +207,7 @@ def score(
     quarantine: str = typer.Option(None, help="Quarantine invalid rows here instead of failing."),
     master: str = typer.Option(None, help="Spark master (default local[*])."),
     output_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """One-off shorthand for a ScoringJob built from flags."""
     from tfscore.api.manifest import ManifestError, parse
@@ -202,7 +228,8 @@ def score(
         job = parse(doc, "tfscore score")
     except ManifestError as exc:
         _fail(str(exc))
-    _execute(job, master, None, None, output_json)
+    with RunLog(verbose) as log:
+        _execute(job, master, None, None, output_json, log)
 
 
 @app.command()
@@ -210,22 +237,23 @@ def demo(
     directory: str = typer.Option(".demo", "--dir", help="Where the demo model, data and output go."),
     rows: int = typer.Option(1_000_000, help="Rows in the generated dataset."),
     master: str = typer.Option(None, help="Spark master (default local[*])."),
+    verbose: bool = VERBOSE,
 ) -> None:
     """Generate a demo risk model and dataset, then score it locally (the embedded default job)."""
     from rich.console import Console
 
     from tfscore.api.manifest import load
-    from tfscore.runtime.demo import prepare
 
-    console = Console(stderr=True)
-    with console.status("generating the demo model and dataset …"):
-        path = prepare(directory, rows)
-    console.print(f"running [bold]{path}[/bold]")
-    job = load(path)
-    _execute(job, master, None, None, False)
-    from tfscore.runtime.demo import describe_scores
+    with RunLog(verbose) as log:
+        from tfscore.runtime.demo import describe_scores, prepare
 
-    sys.stdout.write(describe_scores(job.spec.output.uri))
+        console = Console(stderr=True)
+        with console.status("generating the demo model and dataset …"):
+            path = prepare(directory, rows)
+        console.print(f"running [bold]{path}[/bold]")
+        job = load(path)
+        _execute(job, master, None, None, False, log)
+        sys.stdout.write(describe_scores(job.spec.output.uri))
 
 
 if __name__ == "__main__":  # pragma: no cover

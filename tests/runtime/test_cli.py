@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import yaml
-from conftest import FEATURES, TFSCORE, job_doc, tfscore
 
+from harness.runtime import FEATURES, TFSCORE, job_doc, tfscore
 from tfscore import testing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,3 +128,30 @@ def test_example_manifests_are_valid_and_demo_matches():
     for path in examples:
         load(path)
     assert (ROOT / "examples" / "demo-job.yaml").read_text() == demo_job_yaml(".demo")
+
+
+# What TensorFlow's C++ logging, the JVM's launcher and Spark's log4j print on a healthy run's start-up.
+NOISE = ("oneDNN", "absl", "cpu_feature_guard", "I0000", "W0000", "E0000", "incubator modules", "Setting default log level",
+         "setLogLevel", "log4j", " WARN ", "NativeCodeLoader", "SparkContext", "Traceback")
+
+
+def test_a_run_prints_only_tfscore_lines_and_keeps_the_rest_in_a_log(models, tmp_path):
+    inp = testing.write_parquet(tmp_path / "in", testing.tabular_columns(2000, 8))
+    manifest = tmp_path / "job.yaml"
+    manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out",
+                                               input={"columns": {"features": FEATURES}})))
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    proc = tfscore("run", manifest, "--master", "local[2]", env={**env, "TFSCORE_CACHE": str(cache)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "tfscore: done" in proc.stdout
+    noisy = [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)]
+    assert not noisy, noisy
+    logs = list((cache / "logs").glob("run-*.log"))
+    assert len(logs) == 1 and "incubator modules" in logs[0].read_text()  # the JVM's own line, kept in the log
+
+    manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out-verbose",
+                                               input={"columns": {"features": FEATURES}})))
+    verbose = tfscore("run", manifest, "--master", "local[2]", "--verbose", env={**env, "TFSCORE_CACHE": str(cache)})
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert "incubator modules" in verbose.stderr and len(list((cache / "logs").glob("run-*.log"))) == 1

@@ -11,8 +11,8 @@ from collections import Counter
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import FEATURES, job_doc
 
+from harness.runtime import FEATURES, job_doc
 from tfscore import testing
 from tfscore.runtime.model import materialize, resolve_version
 

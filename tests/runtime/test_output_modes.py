@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import FEATURES, job_doc
 
+from harness.runtime import FEATURES, job_doc
 from tfscore import testing
 
 

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import FEATURES, job_doc, tfscore
 
+from harness.runtime import FEATURES, job_doc, tfscore
 from tfscore import testing
 
 

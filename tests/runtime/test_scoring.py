@@ -8,8 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FEATURES, job_doc
 
+from harness.runtime import FEATURES, job_doc
 from tfscore import testing
 
 

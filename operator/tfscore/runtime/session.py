@@ -165,5 +165,6 @@ def build_session(spec, master: str | None, properties: dict[str, str]):
     for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("TFSCORE_SPARK_LOG_LEVEL", "ERROR"))
+    # WARN and above: in a pod they are the pod log; locally they go to the run's log file (tfscore.runlog).
+    spark.sparkContext.setLogLevel(os.environ.get("TFSCORE_SPARK_LOG_LEVEL", "WARN"))
     return spark

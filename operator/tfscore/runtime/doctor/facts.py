@@ -248,7 +248,7 @@ def load_manifest(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(p.read_text())
     except FileNotFoundError:
-        raise TfscoreError(f"image manifest {p} does not exist: build the image with `make images` (its Dockerfile "
+        raise TfscoreError(f"image manifest {p} does not exist: build the image with `make images` (images/Dockerfile "
                            "runs tfscore doctor --write-manifest), or drop --check-manifest") from None
     except (OSError, ValueError) as exc:
         raise TfscoreError(f"image manifest {p} is unreadable ({exc}): rebuild the image") from None
