@@ -63,6 +63,11 @@ class Condition(StatusModel):
     last_transition_time: Annotated[datetime | None, Field(description="When status last changed.")] = None
 
 
+def core_object(kind: str) -> Any:
+    """A core/v1 object tfscore passes through as given (Toleration, Volume, …): free-form in the schema, described."""
+    return Annotated[dict[str, Any], Field(description=f"A core/v1 {kind}, passed through as given.")]
+
+
 CONDITIONS_LIST = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
 
 

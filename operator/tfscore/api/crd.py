@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel
 
 from tfscore.api import scoringjob
-from tfscore.api.common import GROUP, VERSION
+from tfscore.api.common import API_VERSION, GROUP, VERSION
 
 _DROP = {"title", "examples", "$defs", "definitions", "$schema", "discriminator", "readOnly", "writeOnly", "deprecated"}
 
@@ -136,9 +136,9 @@ def crd() -> dict[str, Any]:
         "description": "A batch-inference run: a TensorFlow SavedModel scored over a dataset by Spark on Kubernetes.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "apiVersion": {"type": "string", "description": API_VERSION},
+            "kind": {"type": "string", "description": scoringjob.KIND},
+            "metadata": {"type": "object", "description": "Standard object metadata."},
             "spec": openapi_schema(scoringjob.ScoringJobSpec),
             "status": openapi_schema(scoringjob.ScoringJobStatus),
         },

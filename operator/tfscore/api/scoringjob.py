@@ -21,6 +21,7 @@ from tfscore.api.common import (
     ObjectMeta,
     StatusModel,
     WireModel,
+    core_object,
     memory_mib,
 )
 from tfscore.api.contract import ModelStatus, Progress, Result
@@ -263,12 +264,14 @@ class ScoringJobSpec(WireModel):
     service_account_name: Annotated[str | None, Field(description="Driver service account (default: tfscore-driver).")] = None
     node_selector: Annotated[dict[str, str], Field(description="Node labels the driver and executor pods must "
                                                                "match.")] = {}
-    tolerations: Annotated[list[dict[str, Any]], Field(description="core/v1 Tolerations for driver and executors.")] = []
+    tolerations: Annotated[list[core_object("Toleration")],
+                           Field(description="core/v1 Tolerations for driver and executors.")] = []
     env: Annotated[list[EnvVar], Field(description="Extra env for driver and executors (core/v1 EnvVar). "
                                                            "Credentials belong in Secrets (valueFrom/envFrom).")] = []
-    env_from: Annotated[list[dict[str, Any]], Field(description="core/v1 EnvFromSource list (Secrets, ConfigMaps).")] = []
-    volumes: Annotated[list[dict[str, Any]], Field(description="core/v1 Volumes for driver and executors.")] = []
-    volume_mounts: Annotated[list[dict[str, Any]], Field(description="core/v1 VolumeMounts for driver and "
+    env_from: Annotated[list[core_object("EnvFromSource")],
+                        Field(description="core/v1 EnvFromSource list (Secrets, ConfigMaps).")] = []
+    volumes: Annotated[list[core_object("Volume")], Field(description="core/v1 Volumes for driver and executors.")] = []
+    volume_mounts: Annotated[list[core_object("VolumeMount")], Field(description="core/v1 VolumeMounts for driver and "
                                                                      "executors.")] = []
 
     @model_validator(mode="after")

@@ -64,7 +64,9 @@ def test_free_form_kubernetes_objects_keep_their_fields(schema):
     spec = schema["properties"]["spec"]["properties"]
     for field in ("tolerations", "envFrom", "volumes", "volumeMounts"):
         assert spec[field]["type"] == "array", field
-        assert spec[field]["items"] == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}, field
+        items = dict(spec[field]["items"])
+        assert items.pop("description").startswith("A core/v1 "), field  # described, and otherwise free-form
+        assert items == {"type": "object", "x-kubernetes-preserve-unknown-fields": True}, field
 
 
 def test_env_entries_are_typed_with_a_free_form_value_from(schema):
@@ -127,3 +129,14 @@ def test_status_schema_comes_from_the_status_model(schema):
 
 def test_render_yaml_is_loadable():
     assert yaml.safe_load(crd.render_yaml())["kind"] == "CustomResourceDefinition"
+
+
+def test_every_field_and_object_is_described(schema):
+    """`kubectl explain scoringjob.spec…` has words for every field and every object (the models' docstrings)."""
+    undescribed = []
+    for path, node in _walk(schema):
+        is_object = node.get("type") == "object" or "properties" in node
+        is_field = not path.endswith("[]") and not path.endswith("{}")
+        if (is_object or is_field) and not node.get("description"):
+            undescribed.append(path)
+    assert not undescribed, undescribed
