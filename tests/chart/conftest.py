@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from chart_helpers import HERE
 
-from harness.common import CI, ROOT, Unavailable, cluster_env, skip_or_fail
-from harness.controlplane import ControlPlane
+from harness.common import CI, ROOT, cluster_env, skip_or_fail
+from harness.controlplane import kubeconfig_fixture
 from harness.kube import CHART, RESTRICTED, Helm, Kubectl
 
 
@@ -36,18 +36,7 @@ def helm() -> Helm:
 # ---------------------------------------------------------------- the real API server
 
 
-@pytest.fixture(scope="session")
-def kubeconfig() -> Iterator[str]:
-    # Own state dir and ports (operator tier + 100); $TFSCORE_OPERATOR_KUBECONFIG, when set, is used instead.
-    plane = ControlPlane("chart-tier", port_offset=100, kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
-    try:
-        path = plane.start()
-    except Unavailable as exc:
-        skip_or_fail("chart", str(exc))
-    try:
-        yield path
-    finally:
-        plane.stop()
+kubeconfig = kubeconfig_fixture("chart", port_offset=100)  # own state dir and ports: operator tier + 100
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,38 @@ class ControlPlane:
         down = subprocess.run(["bash", str(CLUSTER / "down.sh")], env=self.env(), capture_output=True, text=True)
         if down.returncode != 0:
             raise RuntimeError(f"hack/cluster/down.sh failed:\n{down.stderr[-3000:]}")
+
+
+def kubeconfig_fixture(tier: str, port_offset: int) -> Any:
+    """A tier's session fixture `kubeconfig`: its own control plane (state dir `<tier>-tier`, ports + `port_offset`;
+    $TFSCORE_OPERATOR_KUBECONFIG instead when set), built when missing under CI=true, stopped at the end."""
+    import pytest
+
+    from harness.common import CI
+
+    @pytest.fixture(scope="session")
+    def kubeconfig() -> Iterator[str]:
+        plane = ControlPlane(f"{tier}-tier", port_offset=port_offset, kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG",
+                             build=CI)
+        yield from serve(plane, tier)
+
+    return kubeconfig
+
+
+def serve(plane: ControlPlane, tier: str) -> Iterator[str]:
+    """The plane's kubeconfig while it runs (skip, or under CI=true fail, when it cannot), stopped afterwards."""
+    from harness.common import skip_or_fail
+
+    started = time.monotonic()
+    try:
+        path = plane.start()
+    except Unavailable as exc:
+        skip_or_fail(tier, str(exc))
+    print(f"\n{tier} tier: control plane ready in {time.monotonic() - started:.1f}s ({path})")
+    try:
+        yield path
+    finally:
+        plane.stop()
 
 
 def api_client(kubeconfig: str, pool: int = 8) -> Any:

@@ -12,15 +12,13 @@ where the fixture builds them (`hack/cluster/build.sh control-plane`) and fails 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from harness.common import CI, Unavailable
-from harness.controlplane import ControlPlane, api_client, apply_crds
+from harness.controlplane import api_client, apply_crds, kubeconfig_fixture
 from harness.operator_process import Operator
 from harness.scoringjobs import Cluster
 
@@ -31,22 +29,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.operator)
 
 
-@pytest.fixture(scope="session")
-def kubeconfig() -> Iterator[str]:
-    # Own state dir and ports (the harness defaults); under CI=true a missing control plane is built, never skipped.
-    plane = ControlPlane("operator-tier", port_offset=0, kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
-    started = time.monotonic()
-    try:
-        path = plane.start()
-    except Unavailable as exc:
-        if CI:
-            pytest.fail(f"operator tier cannot run under CI=true: {exc}", pytrace=False)
-        pytest.skip(str(exc))
-    print(f"\ncontrol plane ready in {time.monotonic() - started:.1f}s ({path})")
-    try:
-        yield path
-    finally:
-        plane.stop()
+kubeconfig = kubeconfig_fixture("operator", port_offset=0)  # own state dir and ports: the harness defaults
 
 
 @pytest.fixture(scope="session")

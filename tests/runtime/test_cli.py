@@ -138,8 +138,9 @@ NOISE = ("oneDNN", "absl", "cpu_feature_guard", "I0000", "W0000", "E0000", "incu
 def test_a_run_prints_only_tfscore_lines_and_keeps_the_rest_in_a_log(models, tmp_path):
     inp = testing.write_parquet(tmp_path / "in", testing.tabular_columns(2000, 8))
     manifest = tmp_path / "job.yaml"
-    manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out",
-                                               input={"columns": {"features": FEATURES}})))
+    for_output = {out: yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / out, input={"columns": {"features": FEATURES}}))
+                  for out in ("out", "out-verbose")}
+    manifest.write_text(for_output["out"])
     cache = tmp_path / "cache"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
     proc = tfscore("run", manifest, "--master", "local[2]", env={**env, "TFSCORE_CACHE": str(cache)})
@@ -150,8 +151,7 @@ def test_a_run_prints_only_tfscore_lines_and_keeps_the_rest_in_a_log(models, tmp
     logs = list((cache / "logs").glob("run-*.log"))
     assert len(logs) == 1 and "incubator modules" in logs[0].read_text()  # the JVM's own line, kept in the log
 
-    manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out-verbose",
-                                               input={"columns": {"features": FEATURES}})))
+    manifest.write_text(for_output["out-verbose"])
     verbose = tfscore("run", manifest, "--master", "local[2]", "--verbose", env={**env, "TFSCORE_CACHE": str(cache)})
     assert verbose.returncode == 0, verbose.stderr[-3000:]
     assert "incubator modules" in verbose.stderr and len(list((cache / "logs").glob("run-*.log"))) == 1

@@ -138,7 +138,7 @@ def crd() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": API_VERSION},
             "kind": {"type": "string", "description": scoringjob.KIND},
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            "metadata": {"type": "object"},  # the API server allows nothing else here
             "spec": openapi_schema(scoringjob.ScoringJobSpec),
             "status": openapi_schema(scoringjob.ScoringJobStatus),
         },

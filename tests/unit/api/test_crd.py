@@ -137,6 +137,8 @@ def test_every_field_and_object_is_described(schema):
     for path, node in _walk(schema):
         is_object = node.get("type") == "object" or "properties" in node
         is_field = not path.endswith("[]") and not path.endswith("{}")
+        if path == "$.metadata":  # the API server refuses anything but `type: object` there
+            continue
         if (is_object or is_field) and not node.get("description"):
             undescribed.append(path)
     assert not undescribed, undescribed

@@ -9,27 +9,7 @@ import pytest
 
 from tfscore.runtime.doctor import checks, facts
 
-MANIFEST = {
-    "schema": 1,
-    "image": "localhost/tfscore/runtime:aaaaaaaaaaaa",
-    "base": "localhost/debian:bookworm",
-    "tfscore": "0.1.0",
-    "tfscoreSource": "0123456789abcdef",
-    "python": "3.11.2",
-    "glibc": "2.36",
-    "machine": "x86_64",
-    "tensorflow": "tensorflow-cpu 2.21.0",
-    "tensorflowWheel": "cp311-cp311-manylinux_2_27_x86_64",
-    "tensorflowBuild": "cpu",
-    "java": "17.0.21.1+2-1-deb12u1-Debian",
-    "spark": "4.3.0",
-    "pyspark": "4.3.0",
-    "numpy": "2.4.6",
-    "pyarrow": "26.0.1",
-    "pandas": "2.3.3",
-    "packages": "12e4fe685ae21b70",
-}
-
+from .manifests import MANIFEST
 
 CPUINFO = "processor\t: 0\nvendor_id\t: GenuineIntel\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 {extra}\n\n"
 
