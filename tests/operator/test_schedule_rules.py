@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-from operator_harness import wait_for
 
+from harness.common import wait_for
 from tfscore.api.schedule_template import TEMPLATE_RULE, check_template
 from tfscore.api.schedule_time import SCHEDULE_RULE, TIME_ZONE_RULE, load_zone, parse_schedule
 
