@@ -40,7 +40,6 @@ exec 9>"$S3_STATE/.up.lock"
 flock 9
 
 if running weed; then
-  # shellcheck disable=SC1090
   [[ -f $S3_ENV_FILE ]] || die "weed runs (pid $(cat "$PIDS/weed.pid")) but $S3_ENV_FILE is missing: run down.sh"
   have_host=$(sed -n 's/^S3_HOST=//p' "$S3_ENV_FILE"); have_port=$(sed -n 's/^S3_PORT=//p' "$S3_ENV_FILE")
   if [[ $have_host != "$S3_HOST" ]] || ((S3_PORT != 0 && S3_PORT != have_port)); then
