@@ -3,7 +3,7 @@
 CLUSTER_SH := hack/cluster
 
 .PHONY: cluster-build cluster-build-control-plane cluster cluster-control-plane cluster-down cluster-purge cluster-env \
-	cluster-smoke
+	cluster-smoke cluster-kueue-build cluster-kueue cluster-kueue-down cluster-kueue-smoke
 
 cluster-build:                 ## build every harness binary (etcd, kube-*, kubectl, helm) if missing
 	bash $(CLUSTER_SH)/build.sh all
@@ -21,3 +21,11 @@ cluster-env:                   ## print KUBECONFIG=... KUBECTL=... HELM=... line
 	@bash $(CLUSTER_SH)/env.sh
 cluster-smoke: cluster         ## a pod Running on the kubelet, reached through a ClusterIP Service
 	bash $(CLUSTER_SH)/smoke.sh
+cluster-kueue-build:           ## build the Kueue manager (sigs.k8s.io/kueue, KUEUE_VERSION in lib.sh) if missing
+	bash $(CLUSTER_SH)/kueue.sh build
+cluster-kueue:                 ## Kueue beside the running cluster: CRDs, webhooks, manager (hack/cluster/KUEUE.md)
+	bash $(CLUSTER_SH)/kueue.sh up
+cluster-kueue-down:            ## stop Kueue and remove its webhook configurations
+	bash $(CLUSTER_SH)/kueue.sh down
+cluster-kueue-smoke: cluster-kueue  ## Workloads admitted, finished, preempted, released, garbage-collected (kubectl only)
+	bash $(CLUSTER_SH)/kueue-smoke.sh

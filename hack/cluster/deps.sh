@@ -2,7 +2,7 @@
 # Debian packages the cluster harness needs. Idempotent: apt runs only when something is missing.
 set -euo pipefail
 PKGS=(containerd runc iptables containernetworking-plugins conntrack openssl podman debootstrap curl iproute2
-  util-linux gcc libc6-dev)
+  util-linux gcc libc6-dev jq)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

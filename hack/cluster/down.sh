@@ -9,6 +9,8 @@ source "$HERE/lib.sh"
 
 [[ -d $STATE ]] || { log "no state dir $STATE: nothing to stop"; exit 0; }
 
+# Kueue (kueue.sh) first, while the API server can still take its webhook configurations away.
+if running kueue; then bash "$HERE/kueue.sh" down || stop kueue; fi
 stop kube-scheduler
 stop kube-controller-manager
 # shellcheck source=node.sh

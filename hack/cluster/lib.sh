@@ -7,6 +7,7 @@
 K8S_VERSION=${K8S_VERSION:-v1.33.13}         # k8s.io/kubernetes; staging twins are v0.<minor>.<patch>
 ETCD_VERSION=${ETCD_VERSION:-v3.5.21}        # go.etcd.io/etcd/server/v3 (the one k8s $K8S_VERSION itself pins)
 HELM_VERSION=${HELM_VERSION:-v3.18.6}        # helm.sh/helm/v3 (built against the same k8s.io/* v0.33 modules)
+KUEUE_VERSION=${KUEUE_VERSION:-v0.17.0}      # sigs.k8s.io/kueue (kueue.sh; optional, not started by up.sh)
 
 export PATH=/usr/local/go/bin:$PATH
 TFSCORE_CACHE=${TFSCORE_CACHE:-$HOME/.cache/tfscore}
@@ -37,6 +38,10 @@ KUBELET_PORT=${TFSCORE_KUBELET_PORT:-36250}
 KUBELET_HEALTHZ_PORT=${TFSCORE_KUBELET_HEALTHZ_PORT:-36248}
 PROXY_HEALTHZ_PORT=${TFSCORE_PROXY_HEALTHZ_PORT:-36256}
 PROXY_METRICS_PORT=${TFSCORE_PROXY_METRICS_PORT:-36249}
+# Kueue (kueue.sh): its defaults 9443 / 8081 / 8443 + 26000, all on loopback.
+KUEUE_WEBHOOK_PORT=${TFSCORE_KUEUE_WEBHOOK_PORT:-35443}
+KUEUE_HEALTH_PORT=${TFSCORE_KUEUE_HEALTH_PORT:-34081}
+KUEUE_METRICS_PORT=${TFSCORE_KUEUE_METRICS_PORT:-34443}
 
 SERVICE_CIDR=${TFSCORE_SERVICE_CIDR:-10.96.0.0/16}
 SERVICE_IP=10.96.0.1                        # first address of SERVICE_CIDR: the `kubernetes` Service

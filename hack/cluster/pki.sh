@@ -80,3 +80,19 @@ subjectAltName=DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$hip"
   _kubeconfig "$STATE/kubelet.kubeconfig" "system:node:$NODE_NAME" kubelet-client "$local_server"
   echo "$hip" > "$PKI/.host-ip"
 }
+
+# A serving certificate for a harness add-on (e.g. Kueue's webhooks, reached by the apiserver at https://127.0.0.1:PORT),
+# signed by the cluster CA. Re-signed only when missing, when its SANs change, or when it no longer verifies against the
+# current CA (a purged state dir has a new CA).
+ensure_serving_cert() { # name common-name subjectAltName-list (e.g. DNS:localhost,IP:127.0.0.1)
+  local name=$1 cn=$2 san=$3
+  [[ -f $PKI/ca.crt && -f $PKI/ca.key ]] || die "no cluster CA in $PKI (start the cluster with up.sh first)"
+  if [[ -f $PKI/$name.crt && -f $PKI/$name.key && $(cat "$PKI/.$name.san" 2>/dev/null) == "$san" ]] \
+    && openssl verify -CAfile "$PKI/ca.crt" "$PKI/$name.crt" >/dev/null 2>&1; then
+    return 0
+  fi
+  log "signing serving certificate $PKI/$name.crt ($san)"
+  _sign "$name" "/CN=$cn" "extendedKeyUsage=serverAuth
+subjectAltName=$san"
+  echo "$san" > "$PKI/.$name.san"
+}
