@@ -2,8 +2,9 @@
 # images/build.sh runtime|runtime-gpu|operator — build a tfscore image unless an identical one exists; print its name.
 #
 # The build context is staged from the working tree (only what the image needs: pyproject.toml, README.md, operator/,
-# the lock files, images/), and the image is tagged with a hash of that context, the base image's id and the
-# variant: an unchanged image is found by its tag and not rebuilt. It is also tagged <name>:<tfscore version>.
+# the lock files, images/; runtime images also requirements/jars.lock and hack/install-jars.sh), and the image is
+# tagged with a hash of that context, the base image's id and the variant: an unchanged image is found by its tag
+# and not rebuilt. It is also tagged <name>:<tfscore version>.
 #
 # Environment:
 #   ENGINE        podman or docker (default: whichever works, podman first)
@@ -20,9 +21,10 @@ CACHE="${TFSCORE_CACHE:-$HOME/.cache/tfscore}"
 kind="${1:?usage: images/build.sh runtime|runtime-gpu|operator}"
 log() { echo "images/build.sh: $*" >&2; }
 
+extra=()  # the runtime image also installs the Hadoop cloud connector jars (hack/install-jars.sh)
 case "$kind" in
-  runtime)     dir=runtime;  lock=requirements/runtime.lock ;;
-  runtime-gpu) dir=runtime;  lock=requirements/runtime-gpu.lock ;;
+  runtime)     dir=runtime;  lock=requirements/runtime.lock; extra=(requirements/jars.lock hack/install-jars.sh) ;;
+  runtime-gpu) dir=runtime;  lock=requirements/runtime-gpu.lock; extra=(requirements/jars.lock hack/install-jars.sh) ;;
   operator)    dir=operator; lock=requirements/operator.lock ;;
   *) log "unknown image $kind (runtime, runtime-gpu or operator)"; exit 2 ;;
 esac
@@ -51,7 +53,7 @@ fi
 ctx="$CACHE/image-context/$kind"
 rm -rf "$ctx" && mkdir -p "$ctx"
 tar -C "$ROOT" -cf - --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
-  pyproject.toml README.md operator/tfscore requirements/build.lock "$lock" images/common "images/$dir" |
+  pyproject.toml README.md operator/tfscore requirements/build.lock "$lock" "${extra[@]}" images/common "images/$dir" |
   tar -C "$ctx" -xf -
 hash="$( (cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
           echo "kind=$kind lock=$lock base=$base_id") | sha256sum | cut -c1-12)"
