@@ -118,20 +118,39 @@ def test_s3a_parquet_and_csv_partitioned_round_trip(cloud_spark, s3_endpoint):
     assert pq.ParquetDataset("cloudfs/x/parquet", filesystem=s3).read().num_rows == 60
 
 
-def test_s3a_directory_rename_through_the_transfer_manager(cloud_spark, s3_endpoint):
+def test_s3a_directory_rename_and_the_transfer_manager(cloud_spark, s3_endpoint):
+    import boto3
+    import fsspec
+
     jvm = cloud_spark._jvm
+    Path, URI = jvm.org.apache.hadoop.fs.Path, jvm.java.net.URI
     cloud_spark.range(0, 40, numPartitions=4).write.mode("overwrite").parquet("s3a://cloudfs/rename/src")
     hadoop = cloud_spark._jsc.hadoopConfiguration()
-    fs = jvm.org.apache.hadoop.fs.FileSystem.get(jvm.java.net.URI("s3a://cloudfs/"), hadoop)
+    fs = jvm.org.apache.hadoop.fs.FileSystem.get(URI("s3a://cloudfs/"), hadoop)
     assert fs.getClass().getName() == "org.apache.hadoop.fs.s3a.S3AFileSystem"
-    src, dst = jvm.org.apache.hadoop.fs.Path("s3a://cloudfs/rename/src"), jvm.org.apache.hadoop.fs.Path(
-        "s3a://cloudfs/rename/dst")
-    assert fs.rename(src, dst)
-    assert not fs.exists(src)
+    assert fs.rename(Path("s3a://cloudfs/rename/src"), Path("s3a://cloudfs/rename/dst"))
+    assert not fs.exists(Path("s3a://cloudfs/rename/src"))
     assert cloud_spark.read.parquet("s3a://cloudfs/rename/dst").count() == 40
-    # The copies ran on the SDK's netty event loop (the async client under the transfer manager).
-    threads = [t.getName() for t in jvm.java.lang.Thread.getAllStackTraces().keySet().toArray()]
-    assert any("NettyEventLoop" in name for name in threads), threads
+
+    # Objects at or over fs.s3a.multipart.threshold (128M by default; 5M, the minimum, for this bucket) are copied
+    # by the SDK's transfer manager on the async client: netty-nio-client 2.35.4 running on pyspark's netty 4.2.
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket="cloudtm")
+    blob = os.urandom(12 << 20)
+    fsspec.filesystem("s3", **cloud.storage_options("s3", os.environ)).pipe_file("cloudtm/big/blob.bin", blob)
+    conf = jvm.org.apache.hadoop.conf.Configuration(hadoop)
+    conf.set("fs.s3a.bucket.cloudtm.multipart.threshold", "5M")
+    conf.set("fs.s3a.bucket.cloudtm.multipart.size", "5M")
+    tm_fs = jvm.org.apache.hadoop.fs.FileSystem.newInstance(URI("s3a://cloudtm/"), conf)
+    try:
+        assert tm_fs.rename(Path("s3a://cloudtm/big"), Path("s3a://cloudtm/moved"))
+        threads = [t.getName() for t in jvm.java.lang.Thread.getAllStackTraces().keySet().toArray()]
+        netty = [name for name in threads if "NettyEventLoop" in name]
+    finally:
+        tm_fs.close()
+    assert netty, sorted(threads)
+    s3 = fsspec.filesystem("s3", **cloud.storage_options("s3", os.environ))
+    s3.invalidate_cache()
+    assert s3.cat_file("cloudtm/moved/blob.bin") == blob and not s3.exists("cloudtm/big/blob.bin")
 
 
 def test_gs_resolves_to_googles_connector_and_names_the_refused_credential(cloud_spark, refusing_token_server,
@@ -181,6 +200,19 @@ def test_abfs_resolves_and_names_the_refused_service_principal(cloud_spark, refu
     text = _java_error(err.value)
     assert "ClassNotFound" not in text
     assert "AADToken" in text or "401" in text, text
+
+
+def test_every_suffixed_gs_size_in_hadoops_core_default_is_overridden(cloud_spark):
+    """Hadoop's core-default.xml (in the installed hadoop-client-api) against cloud.GCS_SIZES."""
+    import re
+
+    jvm = cloud_spark._jvm
+    defaults = jvm.org.apache.hadoop.conf.Configuration(False)
+    defaults.addResource("core-default.xml")
+    suffixed = sorted(str(e.getKey()) for e in defaults.iterator()
+                      if str(e.getKey()).startswith("fs.gs.") and re.fullmatch(r"\d+[kmgtp]", str(e.getValue())))
+    assert suffixed, "core-default.xml has no fs.gs.* sizes any more: cloud.GCS_SIZES may be obsolete"
+    assert set(suffixed) <= set(cloud.GCS_SIZES), set(suffixed) - set(cloud.GCS_SIZES)
 
 
 IRSA_SCRIPT = textwrap.dedent("""

@@ -104,6 +104,9 @@ def test_gcs_filesystem_classes_are_googles_not_hadoop_gcp():
     conf = cloud.hadoop_conf({})
     assert conf["fs.gs.impl"] == "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem"
     assert conf["fs.AbstractFileSystem.gs.impl"] == "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS"
+    # Hadoop 3.5's core-default.xml writes these as "64m" etc., which Google's connector cannot parse.
+    assert conf["fs.gs.block.size"] == "67108864" and conf["fs.gs.inputstream.min.range.request.size"] == "2097152"
+    assert all(v.isdigit() for k, v in conf.items() if k in cloud.GCS_SIZES)
 
 
 def test_azure_account_key_for_abfs_and_wasb_and_redacted():

@@ -122,10 +122,21 @@ def s3fs_options(env: Mapping[str, str]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- Google Cloud Storage (gs, gcsfs)
 
-# Hadoop 3.5's core-default.xml maps gs:// to its own new hadoop-gcp module (org.apache.hadoop.fs.gs.*), which is not
-# installed; without these two keys gs:// fails with ClassNotFoundException even though Google's jar is on the path.
+# Hadoop 3.5's core-default.xml is written for its own new hadoop-gcp module (org.apache.hadoop.fs.gs.*, not
+# installed), and two of its choices break Google's connector: fs.gs.impl names hadoop-gcp's class (gs:// fails with
+# ClassNotFoundException although Google's jar is on the path), and sizes are written with suffixes ("64m") that
+# gcs-connector 4.0.4 parses as plain numbers (NumberFormatException "For input string: \"64m\""). So the classes
+# and every such size are set here, to Google's defaults in bytes. tests/runtime/test_cloud_fs.py checks the list
+# against the core-default.xml of the installed hadoop-client-api (a Hadoop upgrade adding one fails there).
 GCS_FILESYSTEM = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem"
 GCS_ABSTRACT_FILESYSTEM = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS"
+GCS_SIZES = {
+    "fs.gs.block.size": str(64 << 20),                         # core-default 64m
+    "fs.gs.rewrite.max.chunk.size": str(512 << 20),            # 512m
+    "fs.gs.outputstream.buffer.size": str(8 << 20),            # 8m
+    "fs.gs.inputstream.inplace.seek.limit": str(8 << 20),      # 8m
+    "fs.gs.inputstream.min.range.request.size": str(2 << 20),  # 2m
+}
 
 
 def gcs_settings(env: Mapping[str, str]) -> dict[str, str | None]:
@@ -136,7 +147,7 @@ def gcs_settings(env: Mapping[str, str]) -> dict[str, str | None]:
 def gs_conf(env: Mapping[str, str]) -> dict[str, str]:
     """Hadoop keys for gs:// (gcs-connector 4.0.4, fs.gs.auth.type: CONFIGURATION.md "Authentication")."""
     gcs = gcs_settings(env)
-    conf = {"fs.gs.impl": GCS_FILESYSTEM, "fs.AbstractFileSystem.gs.impl": GCS_ABSTRACT_FILESYSTEM}
+    conf = {"fs.gs.impl": GCS_FILESYSTEM, "fs.AbstractFileSystem.gs.impl": GCS_ABSTRACT_FILESYSTEM, **GCS_SIZES}
     if gcs["keyfile"]:
         # A path, not the secret: the file must exist at the same path in the driver and every executor (a mounted
         # Secret), as the SDKs read it too.
