@@ -3,9 +3,10 @@
 # abfs/wasb) into DEST_DIR, Spark's classpath: the jars/ directory of pyspark in a venv.
 #
 # Each jar is downloaded once from Maven Central into $TFSCORE_CACHE/jars/ and its sha256 and size checked against the
-# lock (a mismatch fails naming the jar, and the bad download is not kept); every run checks the cached copies again,
-# so a damaged cache never reaches DEST_DIR. Jars are copied (not linked: DEST_DIR may outlive the cache, or be an
-# image layer). DEST_DIR/.tfscore-jars lists what this script installed there: a jar a newer lock no longer names is
+# lock (a mismatch fails naming the jar, and the bad download is not kept). Every run hashes the jars in DEST_DIR, and
+# the cached copy of any jar DEST_DIR lacks or has changed before copying it, so neither a damaged cache nor a damaged
+# DEST_DIR goes unnoticed; all downloads are verified before DEST_DIR changes. Jars are copied (not linked: DEST_DIR
+# may outlive the cache, or be an image layer). DEST_DIR/.tfscore-jars lists what this script installed there: a jar a newer lock no longer names is
 # removed, and a jar of the same artifact at another version that this script did not install (e.g. a future pyspark
 # shipping it) fails the run instead of putting two versions on the classpath. Warm and unchanged: no download, no copy.
 #
