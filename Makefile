@@ -25,11 +25,12 @@ help:
 	@echo "make images  build container images (podman or docker)"
 	@echo "make cluster start the local single-node Kubernetes harness"
 
-$(VENV)/.stamp: requirements/dev.lock pyproject.toml
+$(VENV)/.stamp: requirements/dev.lock requirements/jars.lock pyproject.toml
 	bash hack/ensure-java.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	bash hack/install-jars.sh "$$($(BIN)/python -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')/jars"
 	touch $@
 
 venv: $(VENV)/.stamp

@@ -2,8 +2,9 @@
 # images/build.sh runtime|runtime-gpu|operator — build a tfscore image unless an identical one exists; print its name.
 #
 # The build context is staged from the working tree (only what the image needs: pyproject.toml, README.md, operator/,
-# the lock files, images/), and the image is tagged with a hash of that context, the base image's id and the
-# variant: an unchanged image is found by its tag and not rebuilt. It is also tagged <name>:<tfscore version>.
+# the lock files incl. requirements/jars.lock, hack/install-jars.sh, images/), and the image is
+# tagged with a hash of that context, the base image's id and the variant: an unchanged image is found by its tag
+# and not rebuilt. It is also tagged <name>:<tfscore version>.
 #
 # Environment:
 #   ENGINE        podman or docker (default: whichever works, podman first)
@@ -51,7 +52,8 @@ fi
 ctx="$CACHE/image-context/$kind"
 rm -rf "$ctx" && mkdir -p "$ctx"
 tar -C "$ROOT" -cf - --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' \
-  pyproject.toml README.md operator/tfscore requirements/build.lock "$lock" images/Dockerfile images/common images/runtime |
+  pyproject.toml README.md operator/tfscore requirements/build.lock "$lock" requirements/jars.lock hack/install-jars.sh \
+  images/Dockerfile images/common images/runtime |
   tar -C "$ctx" -xf -
 hash="$( (cd "$ctx" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
           echo "kind=$kind target=$target lock=$lock base=$base_id") | sha256sum | cut -c1-12)"

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tfscore.api import properties
+from tfscore.runtime import cloud
 from tfscore.runtime.errors import TfscoreError
 
 
@@ -150,13 +151,15 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
 def build_session(spec, master: str | None, properties: dict[str, str]):
     """Create (or reuse) the SparkSession.
 
-    Precedence: runtime defaults < operator properties < in-pod addresses (by IP) < spec.sparkConf."""
+    Precedence: runtime defaults < the object stores' conf from the environment (tfscore.runtime.cloud: the same
+    variables fsspec reads) < operator properties < in-pod addresses (by IP) < spec.sparkConf."""
     master = resolve_master(master, properties)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
     conf = runtime_defaults(spec, master)
+    conf.update(cloud.spark_conf(os.environ))
     conf.update(properties)
     conf["spark.master"] = master
     conf.update(in_pod_overrides(conf, dict(os.environ)))
