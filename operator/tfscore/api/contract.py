@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from tfscore.api.common import GROUP, StatusModel
+from tfscore.api.statistics import PredictionStatistics
 
 PROGRESS_ANNOTATION = f"{GROUP}/progress"
 TERMINATION_LOG = "/dev/termination-log"
@@ -50,6 +51,15 @@ class Progress(StatusModel):
                    percent=max(0, min(100, percent)))
 
 
+class IncrementalResult(StatusModel):
+    """What an incremental run covered."""
+
+    partition_key: Annotated[str, Field(description="The partition column.")]
+    partitions: Annotated[list[str], Field(description="The partition values scored, in order.")] = []
+    watermark: Annotated[str | None, Field(description="The highest value scored (the schedule's next `after`); "
+                                                       "the run's `after` when nothing new was there.")] = None
+
+
 class Result(StatusModel):
     """What a finished run reports (the driver's termination message; `tfscore run` prints it)."""
 
@@ -61,3 +71,14 @@ class Result(StatusModel):
     output_uri: Annotated[str, Field(description="Where the output was committed.")]
     quarantine_uri: Annotated[str | None, Field(description="Where quarantined rows were committed.")] = None
     model: Annotated[ModelStatus | None, Field(description="The model scored with.")] = None
+    statistics: Annotated[PredictionStatistics | None, Field(description="The predictions' statistics (and drift).")] \
+        = None
+    incremental: Annotated[IncrementalResult | None, Field(description="The partitions an incremental run scored.")] \
+        = None
+
+
+class Failure(StatusModel):
+    """A failed run's termination message (JSON; an older or crashed driver may leave one plain line instead)."""
+
+    reason: Annotated[str, Field(description="One CamelCase word: RunFailed, DriftExceeded, Terminated, …")]
+    message: Annotated[str, Field(description="The cause, one sentence.")]

@@ -25,6 +25,7 @@ from tfscore.api.common import (
     memory_mib,
 )
 from tfscore.api.contract import ModelStatus, Progress, Result
+from tfscore.api.statistics import DriftMetric
 
 KIND = "ScoringJob"
 PLURAL = "scoringjobs"
@@ -100,6 +101,21 @@ class InputFormat(StrEnum):
     table = "table"
 
 
+class Incremental(WireModel):
+    """Score only the Hive partitions `<partitionKey>=<value>/` of input.uri whose value lies in (after, until].
+
+    Values are compared as Spark infers partition types (integers as integers, dates and timestamps in time order, the
+    rest as strings). A ScoringSchedule sets `after` to its watermark for each run; the run's result reports the
+    partitions it scored and the new watermark."""
+
+    partition_key: Annotated[str, Field(min_length=1, description="The partition column (e.g. dt).")]
+    after: Annotated[str | None, Field(description="Score partitions with a value greater than this (absent: "
+                                                   "from the first).")] = None
+    until: Annotated[str | None, Field(description="And at most this (absent: up to the newest); e.g. the "
+                                                   "scheduled hour, so a partition still being written is left for "
+                                                   "the next run.")] = None
+
+
 class Input(WireModel):
     """Where the rows come from."""
 
@@ -119,6 +135,8 @@ class Input(WireModel):
         Field(description="auto: Python workers read plain Parquet splits with pyarrow (no JVM row conversion) when "
                           "there is no SQL filter; otherwise Spark reads. arrow/spark force one reader."),
     ] = "auto"
+    incremental: Annotated[Incremental | None, Field(description="Score only new Hive partitions (recurring runs).")] \
+        = None
 
     @property
     def resolved_format(self) -> str:
@@ -136,6 +154,8 @@ class Input(WireModel):
             raise ValueError("input.format 'table' needs input.table, not input.uri")
         if self.reader == "arrow" and (self.where or self.resolved_format != "parquet"):
             raise ValueError("input.reader 'arrow' reads plain Parquet files only (no where, format parquet)")
+        if self.incremental is not None and self.uri is None:
+            raise ValueError("input.incremental needs input.uri (Hive partition directories), not input.table")
         return self
 
 
@@ -229,6 +249,26 @@ class OnInvalidRow(StrEnum):
     quarantine = "quarantine"
 
 
+class DriftAction(StrEnum):
+    """What a drift beyond the threshold does."""
+
+    warn = "warn"
+    fail = "fail"
+
+
+class DriftCheck(WireModel):
+    """Compare this run's prediction distribution with a reference run's (a ScoringSchedule sets it to the previous
+    successful run's output)."""
+
+    reference_uri: Annotated[str, Field(min_length=1, description="The reference run's output (its _tfscore.json holds "
+                                                                  "the prediction sketches).")]
+    metric: Annotated[DriftMetric, Field(description="psi (default) or ks.")] = DriftMetric.psi
+    threshold: Annotated[float | None, Field(ge=0, description="Drift beyond this is exceeded (default: 0.25 for psi, "
+                                                               "0.1 for ks).")] = None
+    action: Annotated[DriftAction, Field(description="warn: a condition and an event; fail: nothing is committed and "
+                                                     "the run fails with reason DriftExceeded.")] = DriftAction.warn
+
+
 class ScoringJobSpec(WireModel):
     """What to score (model), over what (input), into what (output), and how the run is resourced and retried."""
 
@@ -273,6 +313,7 @@ class ScoringJobSpec(WireModel):
     volumes: Annotated[list[core_object("Volume")], Field(description="core/v1 Volumes for driver and executors.")] = []
     volume_mounts: Annotated[list[core_object("VolumeMount")], Field(description="core/v1 VolumeMounts for driver and "
                                                                      "executors.")] = []
+    drift: Annotated[DriftCheck | None, Field(description="Compare the predictions with a reference run's.")] = None
 
     @model_validator(mode="after")
     def _check_rules(self) -> ScoringJobSpec:

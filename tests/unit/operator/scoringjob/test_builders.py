@@ -91,7 +91,7 @@ DESTINATIONS = {
     "startup_timeout_seconds": "lifecycle", "ttl_seconds_after_finished": "lifecycle", "suspend": "lifecycle",
     "service_account_name": "driver pod", "node_selector": "driver + executors", "tolerations": "driver + executors",
     "env": "driver + executors", "env_from": "driver + executors", "volumes": "driver + executors",
-    "volume_mounts": "driver + executors",
+    "volume_mounts": "driver + executors", "drift": "job.json",
 }
 
 
