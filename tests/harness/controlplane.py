@@ -42,9 +42,11 @@ class ControlPlane:
 
     def __init__(self, tier: str, port_offset: int = 0, kubeconfig_var: str = "", build: bool = False,
                  cache: Path = CACHE) -> None:
-        self.tier_cache = cache / tier
+        # $TFSCORE_TEST_PORT_OFFSET moves every tier's ports and state dir, so two checkouts can run tiers side by side.
+        extra = int(os.environ.get("TFSCORE_TEST_PORT_OFFSET", "0") or 0)
+        self.tier_cache = cache / (tier if not extra else f"{tier}-{extra}")
         self.cache = cache
-        self.ports = {k: v + port_offset for k, v in BASE_PORTS.items()}
+        self.ports = {k: v + port_offset + extra for k, v in BASE_PORTS.items()}
         self.kubeconfig_var, self.build = kubeconfig_var, build
         self.state: Path | None = None
         self.kubeconfig = ""
