@@ -21,6 +21,16 @@ class KueueApi:
         self.scheduling = client.SchedulingV1Api(api)
         self.kw = {"_preload_content": False, "_request_timeout": TIMEOUT}
 
+    def served(self) -> bool:
+        """Whether the API server serves kueue.x-k8s.io/v1beta2 workloads (Kueue >= 0.15 installed)."""
+        try:
+            found = _json(self.custom.get_api_resources(GROUP, VERSION, **self.kw))
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return any(r.get("name") == WORKLOADS for r in found.get("resources") or [])
+
     # ---- Workloads
     def create_workload(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create; on 409 return the Workload already there. → (object, created)."""

@@ -67,6 +67,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                                     kueue=KueueApi(api) if config.kueue else None), workers=config.workers)
     if config.kueue:  # only tfscore's Workloads, filtered by the API server
         settings.watching.label_selectors[queueing.GROUP, queueing.WORKLOADS] = builders.LABEL_JOB
+        if not controller.ctx.kueue.served():
+            # kopf notices CRDs created later, but only if discovery already lists them at the CRD's last event: a
+            # Kueue installed after the operator may go unwatched (admissions unseen) until the operator restarts.
+            log.error("TFSCORE_KUEUE is on but the API server does not serve %s/%s workloads: install Kueue (>= 0.15), "
+                      "then restart the operator; queued ScoringJobs say so in their status meanwhile",
+                      queueing.GROUP, queueing.VERSION)
     metrics.serve(memo.metrics_port)
     memo.controller = controller
     await controller.start()
