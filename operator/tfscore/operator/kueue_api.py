@@ -57,26 +57,21 @@ class KueueApi:
 
     def patch_workload(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """Merge-patch the Workload (spec.active, pod sets); a metadata.resourceVersion in `patch` is a precondition."""
+        return self._merge(self.custom.patch_namespaced_custom_object, ns, name, patch)
+
+    def patch_workload_status(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource, guarded by the metadata.resourceVersion in `patch` (else Conflict)."""
+        return self._merge(self.custom.patch_namespaced_custom_object_status, ns, name, patch)
+
+    def _merge(self, call: Any, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         try:
-            return _json(self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, ns, WORKLOADS, name, patch, _content_type=MERGE_PATCH, field_manager=FIELD_MANAGER,
-                **self.kw))
+            return _json(call(GROUP, VERSION, ns, WORKLOADS, name, patch, _content_type=MERGE_PATCH,
+                              field_manager=FIELD_MANAGER, **self.kw))
         except ApiException as exc:
             if exc.status in (404, 409):
                 raise Conflict(f"Workload {ns}/{name} changed or went away ({exc.status})") from None
             if exc.status in (400, 403, 422):
                 raise Rejected(f"cannot update Workload {name}: {_message(exc)}") from None
-            raise
-
-    def patch_workload_status(self, ns: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        """Merge-patch the status subresource, guarded by the metadata.resourceVersion in `patch` (else Conflict)."""
-        try:
-            return _json(self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, ns, WORKLOADS, name, patch, _content_type=MERGE_PATCH, field_manager=FIELD_MANAGER,
-                **self.kw))
-        except ApiException as exc:
-            if exc.status in (404, 409):
-                raise Conflict(f"Workload {ns}/{name} changed or went away ({exc.status})") from None
             raise
 
     def apply_workload_status(self, body: dict[str, Any]) -> dict[str, Any] | None:

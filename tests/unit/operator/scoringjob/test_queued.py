@@ -122,6 +122,15 @@ def step(ctx, kube, kueue, name="j", pods=None, bound=None, now=T0):
     return handlers.reconcile(ctx, body, pods or {}, bound, now, copy.deepcopy(kueue.workloads))
 
 
+def admitted(ctx, kube, kueue) -> tuple[str, handlers.Outcome]:
+    """A queued job, its Workload admitted by "Kueue", and the reconcile that starts attempt 1."""
+    queued_job(kube)
+    step(ctx, kube, kueue)
+    (name,) = kueue.workloads
+    kueue.admit(name)
+    return name, step(ctx, kube, kueue, now=T0 + timedelta(seconds=5))
+
+
 def test_a_queued_job_gets_a_workload_and_waits(env):
     kube, kueue, ctx, events = env
     queued_job(kube, priorityClassName="high")
@@ -144,11 +153,7 @@ def test_invalid_never_gets_a_workload(env):
 
 def test_admitted_runs_where_the_flavor_says_then_finishes_the_workload(env):
     kube, kueue, ctx, events = env
-    queued_job(kube)
-    step(ctx, kube, kueue)
-    (name,) = kueue.workloads
-    kueue.admit(name)
-    out = step(ctx, kube, kueue, now=T0 + timedelta(seconds=5))
+    name, out = admitted(ctx, kube, kueue)
     pod = kube.objects[("Pod", "ns", "j-driver-1")]
     assert pod["spec"]["nodeSelector"] == {"tfscore.io/pool": "a"}
     assert pod["spec"]["tolerations"][0]["key"] == "tfscore.io/dedicated"
@@ -175,11 +180,7 @@ def test_admitted_runs_where_the_flavor_says_then_finishes_the_workload(env):
 
 def test_eviction_deletes_the_pod_then_releases_once_it_is_gone(env):
     kube, kueue, ctx, events = env
-    queued_job(kube)
-    step(ctx, kube, kueue)
-    (name,) = kueue.workloads
-    kueue.admit(name)
-    out = step(ctx, kube, kueue)
+    name, out = admitted(ctx, kube, kueue)
     running = copy.deepcopy(out.pods[0])
     running["status"] = {"phase": "Running", "containerStatuses": [{"name": "driver", "state": {"running": {}}}]}
     out = step(ctx, kube, kueue, pods={1: running}, bound=out.bound)
