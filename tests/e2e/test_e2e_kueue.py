@@ -116,7 +116,7 @@ def test_two_jobs_under_a_one_job_quota_the_preempted_one_runs_again(jobs: Jobs,
 
     # the status says why it waits (Kueue's preemption message); the attempt was stopped, not failed
     assert evicted.get("failed", 0) == 0 and "Preempted to accommodate" in evicted["message"], evicted
-    assert condition(evicted_job := {"status": evicted}, "Running").get("reason") == "Evicted", evicted_job
+    assert condition({"status": evicted}, "Running").get("reason") == "Evicted", evicted
     check_done(jobs, high, high_done, volume, reference)
     # attempts 2, failed 0: the preempted attempt is no failure; exact rows, nothing of attempt 1 in or beside the output
     check_done(jobs, low, low_done, volume, reference, attempts=2, failed=0)
