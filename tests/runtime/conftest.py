@@ -43,6 +43,7 @@ def spark(s3_endpoint):
     session = (SparkSession.builder.master("local[2,4]").appName("tfscore-tests")
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.shuffle.partitions", "4").config("spark.driver.memory", "2g")
+               .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tfscore-warehouse"))
                .getOrCreate())
     session.sparkContext.setLogLevel("FATAL")
