@@ -21,12 +21,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "cluster" / "kueue.sh"
+from harness.common import CLUSTER, Unavailable
+
+SCRIPT = CLUSTER / "kueue.sh"
 PORT_VARS = ("TFSCORE_KUEUE_WEBHOOK_PORT", "TFSCORE_KUEUE_HEALTH_PORT", "TFSCORE_KUEUE_METRICS_PORT")
-
-
-class Unavailable(Exception):
-    """Kueue cannot be started here (the message says why)."""
 
 
 class Kueue:

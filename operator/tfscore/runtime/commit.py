@@ -40,7 +40,7 @@ from tfscore.runtime.errors import TfscoreError
 
 MANIFEST = "_tfscore.json"
 LEASE_SECONDS = 120.0  # a lease not renewed for this long belongs to a dead run (the heartbeat renews every 30 s)
-KILL_AT = "TFSCORE_COMMIT_KILL_AT"  # fault injection (tests): SIGKILL this process at the named commit step
+KILL_AT = "TFSCORE_COMMIT_KILL_AT"  # fault injection (tests): SIGKILL (or `SIGTERM:<step>`) at the named commit step
 
 
 def _sibling(final: str, suffix: str) -> str:
@@ -65,8 +65,11 @@ def staging_uri(final_uri: str, run_id: str, kind: str = "out") -> str:
 
 
 def _kill_point(step: str) -> None:
-    if os.environ.get(KILL_AT) == step:
+    wanted = os.environ.get(KILL_AT, "")
+    if wanted == step:
         os.kill(os.getpid(), signal.SIGKILL)
+    elif wanted == f"SIGTERM:{step}":
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass(frozen=True)
