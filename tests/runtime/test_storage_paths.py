@@ -66,8 +66,8 @@ def read_output(fs, uri: str, fmt: str) -> pa.Table:
         else:
             import pyarrow.csv as pcsv
 
-            t = pcsv.read_csv(io.BytesIO(data), read_options=pcsv.ReadOptions(column_names=["id", "p"]))
-            parts.append(t.cast(pa.schema([("id", pa.int64()), ("p", pa.float64())])))
+            t = pcsv.read_csv(io.BytesIO(data), read_options=pcsv.ReadOptions(column_names=["id", "country", "p"]))
+            parts.append(t.select(["id", "p"]))
     return pa.concat_tables([t.cast(pa.schema([("id", pa.int64()), ("p", pa.float64())])) for t in parts])
 
 
@@ -110,7 +110,8 @@ def test_every_path_on_s3(run, lake, models, uri, fmt, where, out_fmt, partition
     np.testing.assert_allclose(got["p"].to_numpy(), expected(lake, models, ids), rtol=1e-5, atol=1e-6)
     manifest = json.loads(fs.cat_file(out.removeprefix("s3://") + "/_tfscore.json"))
     assert (manifest["reader"], manifest["writer"]) == (reader, writer)
-    assert not [p for p in fs.ls("lake/out", detail=False) if p.rsplit("/", 1)[1].startswith(".")], \
+    # A recursive listing: SeaweedFS lists an emptied prefix for a while (hack/s3/README.md).
+    assert not [f for f in fs.find("lake/out") if f.split("/")[2].startswith(".")], \
         "no staging, journal or lease left beside the outputs"
 
 

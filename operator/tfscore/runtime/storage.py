@@ -137,11 +137,20 @@ def create_exclusive(fs, path: str, data: bytes) -> bool:
         fs.pipe_file(path, data, mode="create")
     except FileExistsError:
         return False
-    except OSError as exc:  # s3fs maps 412 PreconditionFailed to an EINVAL OSError in some paths
-        if "412" in str(exc) or "Precondition" in str(exc):
+    except OSError as exc:  # s3fs maps 412 PreconditionFailed to an EINVAL OSError, the client's error as its cause
+        if _precondition_failed(exc):
             return False
         raise
     return True
+
+
+def _precondition_failed(exc: BaseException | None) -> bool:
+    while exc is not None:
+        code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+        if code in ("PreconditionFailed", "412") or getattr(exc, "code", None) == 412 or "412" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def put(fs, path: str, data: bytes) -> None:
