@@ -8,9 +8,9 @@ or `getLong` errors), and the Arrow writer writes the same types.
 
 The mapping is Spark's own (pyspark.sql.pandas.types), after the conversions Spark's Parquet reader makes for types the
 Arrow→Spark converter refuses: unsigned integers widen (uint8→int16, uint16→int32, uint32→int64, uint64→decimal(20,0)),
-half floats become float32, date64 becomes date32. Timestamps keep whether they have a time zone (tz-aware → UTC
-instants, Spark's TimestampType; naive → TimestampNTZType) at microsecond precision, as Spark stores them. A type Spark
-cannot hold at all fails before any work with one sentence naming the column.
+date64 becomes date32, nanosecond timestamps (pandas writes them) become microseconds, floored, as Spark reads them.
+Timestamps keep whether they have a time zone (tz-aware → UTC instants, Spark's TimestampType; naive →
+TimestampNTZType). A type Spark cannot hold or read fails before any work with one sentence naming the column.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ def _widened(t: pa.DataType) -> pa.DataType:
         return pa.int64()
     if pa.types.is_uint64(t):
         return pa.decimal128(20, 0)
-    if pa.types.is_float16(t):
-        return pa.float32()
     if pa.types.is_date64(t):
         return pa.date32()
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
@@ -45,6 +43,35 @@ def _widened(t: pa.DataType) -> pa.DataType:
     if pa.types.is_map(t):
         return pa.map_(_widened(t.key_type), _widened(t.item_type))
     return t
+
+
+def unreadable(schema: pa.Schema) -> dict[str, str]:
+    """Parquet columns Spark's reader cannot read at all (PARQUET_TYPE_ILLEGAL / UNSUPPORTED_TIME_TYPE), with why. A job
+    that uses one fails on both readers with the same sentence; a column it does not use is simply never read."""
+    out = {}
+    for f in schema:
+        t = f.type
+        while pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+            t = t.value_type
+        if pa.types.is_float16(t):
+            out[f.name] = "a half-precision float (Parquet FLOAT16)"
+        elif pa.types.is_time(t):
+            out[f.name] = "a time of day (Parquet TIME)"
+    return out
+
+
+def nanos(schema: pa.Schema) -> list[str]:
+    """Top-level timestamp[ns] columns: Spark's Parquet reader refuses TIMESTAMP(NANOS) unless it reads them as longs."""
+    return [f.name for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"]
+
+
+def check_readable(columns: list[str], schema: pa.Schema, where: str) -> None:
+    """One sentence naming the first column the job uses that Spark's reader could not read (so neither reader does)."""
+    bad = unreadable(schema)
+    for c in columns:
+        if c in bad:
+            raise TfscoreError(f"input.uri: column {c!r} of {where} is {bad[c]}, which Spark cannot read; convert it "
+                               "(e.g. to float32 or a string) or leave it out of output.passthrough and input.columns")
 
 
 def spark_type(t: pa.DataType, column: str):
@@ -92,5 +119,9 @@ def cast(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
     for array, f in zip(batch.columns, target, strict=True):
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
+        if pa.types.is_timestamp(array.type) and array.type.unit == "ns" and pa.types.is_timestamp(f.type):
+            import pyarrow.compute as pc
+
+            array = pc.floor_temporal(array, unit="microsecond")  # to the microsecond below, as Spark's reader does
         columns.append(array if array.type.equals(f.type) else array.cast(f.type, safe=False))
     return pa.RecordBatch.from_arrays(columns, schema=target)

@@ -30,7 +30,7 @@ from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
 from tfscore.runtime.report import ReportAccumulator, TaskReport, Totals, timings
 from tfscore.runtime.scorer import FaultInjection, Task
 from tfscore.runtime.session import applied_environment, build_session, resolve_master
-from tfscore.runtime.sink import ArrowFiles, SparkWriter, compression, count_rows, wants_arrow_writer
+from tfscore.runtime.sink import ArrowFiles, SparkWriter, check_format, compression, count_rows, wants_arrow_writer
 
 GROUP = "tfscore-score"
 
@@ -154,16 +154,17 @@ def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Commi
 
     # bind: the source's schema (partition columns included) against the signature
     split_rows = spark.conf.get("spark.tfscore.splitRows", None)
+    needed = list(dict.fromkeys(list(out.passthrough) + _columns_named(spec, model)))
     if source.wants_arrow_reader(job):
-        needed = list(dict.fromkeys(list(out.passthrough) + _columns_named(spec, model)))
         src = source.open_arrow(spark, job, needed, sc.defaultParallelism, int(split_rows) if split_rows else None)
         if src.empty and spec.input.incremental is None:
             raise TfscoreError(f"input.uri: {spec.input.uri} holds no data files")
     else:
-        src = source.open_spark(spark, job)
+        src = source.open_spark(spark, job, needed)
     binding = bind(model.signature, src.schema, spec.input.columns, out.passthrough, out.predictions, src.describe)
     output_schema = arrow_types.held_schema(binding.output_schema())
     output_struct = arrow_types.spark_schema(output_schema)
+    check_format(output_schema, str(out.format))
     sink = ArrowFiles(committer.output.staging) if wants_arrow_writer(job) else SparkWriter(committer.output.staging)
     counts = sc.accumulator({}, ReportAccumulator())
     task = Task(model=model, binding=binding, batch_size=spec.batch_size, source=src.describe,

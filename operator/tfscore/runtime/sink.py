@@ -74,6 +74,18 @@ class SparkWriter:
         return [storage.with_protocol(fs, f) for f in storage.data_files(fs, root)] if fs.exists(root) else []
 
 
+def check_format(schema: pa.Schema, fmt: str) -> None:
+    """Before any work: a column the output format cannot hold, named (CSV holds scalars only: no binary, arrays,
+    structs or maps — Spark's CSV writer would fail at the end of the run instead)."""
+    if fmt != "csv":
+        return
+    for f in schema:
+        t = f.type
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_nested(t):
+            raise TfscoreError(f"output.format: column {f.name!r} is {t}, which csv cannot hold; choose parquet, orc "
+                               "or json, or leave the column out of the output")
+
+
 def compression(job: ScoringJob) -> str:
     value = job.spec.output.options.get("compression", "snappy").lower()
     return "none" if value == "uncompressed" else value

@@ -121,14 +121,52 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def partition_schema(spark, uri: str, root: str, files: list[str]) -> pa.Schema | None:
+def footer_schema(fs, path: str) -> pa.Schema:
+    """The Arrow schema of one Parquet file (the Arrow reader checks the others against the first)."""
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open(path, "rb") as fh:
+            return pq.ParquetFile(fh).schema_arrow
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, …
+        raise TfscoreError(f"input.uri: cannot read Parquet file {storage.with_protocol(fs, path)}: {exc}") from exc
+
+
+def spark_parquet(spark, uri: str, fs, files: list[str], options: dict[str, str] | None = None):
+    """Spark's Parquet reader, made to read what pandas and pyarrow write: TIMESTAMP(NANOS) columns (Spark refuses them)
+    are read as longs and turned into microsecond timestamps, floored, as the Arrow path casts them; columns Spark
+    cannot read at all (FLOAT16, TIME) are left out of an explicit schema, so they are never read (a job that uses one
+    is refused, naming it: arrow_types.check_readable)."""
+    from pyspark.sql.functions import expr
+
+    reader = spark.read.format("parquet").options(**(options or {}))
+    schema = footer_schema(fs, files[0]) if files else None
+    bad = arrow_types.unreadable(schema) if schema is not None else {}
+    ns = arrow_types.nanos(schema) if schema is not None else []
+    if not bad and not ns:
+        return reader.load(storage.spark_uri(uri))
+    from pyspark.sql.types import LongType, StructField, StructType
+
+    kept = pa.schema([f for f in schema if f.name not in bad])
+    fields = [StructField(f.name, LongType() if f.name in ns else arrow_types.spark_type(f.type, f.name), True)
+              for f in kept]
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true" if ns else "false")
+    df = reader.schema(StructType(fields)).load(storage.spark_uri(uri))  # partition columns are appended by Spark
+    for name in ns:
+        q = _quote(name)
+        micros = expr(f"timestamp_micros(({q} - pmod({q}, 1000)) div 1000)")
+        df = df.withColumn(name, micros if schema.field(name).type.tz else micros.cast("timestamp_ntz"))
+    return df
+
+
+def partition_schema(spark, uri: str, fs, root: str, files: list[str]) -> pa.Schema | None:
     """The partition columns and types Spark infers for `uri`'s `key=value` directories (None: there are none), so the
     Arrow reader types them exactly as Spark's reader does."""
     keys = list(dict.fromkeys(k for f in files for k, _ in splits.partition_pairs(root, f)))
     if not keys:
         return None
     try:
-        struct = spark.read.format("parquet").load(storage.spark_uri(uri)).schema
+        struct = spark_parquet(spark, uri, fs, files).schema
     except Exception as exc:  # noqa: BLE001 - AnalysisException (conflicting directory structures …)
         raise TfscoreError(f"input.uri: cannot read the partition directories of {uri}: {_first_line(exc)}") from exc
     schema = arrow_types.arrow_schema(struct)
@@ -138,15 +176,16 @@ def partition_schema(spark, uri: str, root: str, files: list[str]) -> pa.Schema 
 def open_arrow(spark, job: ScoringJob, columns: list[str], parallelism: int, split_rows: int | None) -> ArrowSplits:
     inp, spec = job.spec.input, job.spec
     with storage.storage_errors("input.uri", inp.uri):
-        _, root, files = storage.list_data_files(inp.uri)
-        parts = partition_schema(spark, inp.uri, root, files) if splits.has_partitions(root, files) else None
+        fs, root, files = storage.list_data_files(inp.uri)
+        parts = partition_schema(spark, inp.uri, fs, root, files) if splits.has_partitions(root, files) else None
         plan = splits.plan_parquet(inp.uri, columns, parallelism, min_rows=max(spec.batch_size, 65536),
                                    split_rows=split_rows, partition_schema=parts, incremental=inp.incremental,
                                    timezone=arrow_types.TIMEZONE)
+    arrow_types.check_readable(columns, plan.schema, inp.uri)
     return ArrowSplits(plan, inp.uri)
 
 
-def open_spark(spark, job: ScoringJob) -> SparkReader:
+def open_spark(spark, job: ScoringJob, columns: list[str]) -> SparkReader:
     inp = job.spec.input
     fmt = inp.resolved_format
     partitions: tuple[str, ...] = ()
@@ -157,10 +196,15 @@ def open_spark(spark, job: ScoringJob) -> SparkReader:
         else:
             with storage.storage_errors("input.uri", inp.uri):
                 fs, root, files = storage.list_data_files(inp.uri)
-            df = spark.read.format(fmt).options(**inp.options).load(storage.spark_uri(inp.uri))
+            if fmt == "parquet":
+                if files:
+                    arrow_types.check_readable(columns, footer_schema(fs, files[0]), inp.uri)
+                df = spark_parquet(spark, inp.uri, fs, files, inp.options)
+            else:
+                df = spark.read.format(fmt).options(**inp.options).load(storage.spark_uri(inp.uri))
             source = inp.uri
             if inp.incremental is not None:
-                df, partitions = _incremental(spark, df, job, root, files)
+                df, partitions = _incremental(spark, df, job, fs, root, files)
         if inp.where:
             df = df.where(inp.where)
             _check_where(df, inp.where)
@@ -173,13 +217,13 @@ def open_spark(spark, job: ScoringJob) -> SparkReader:
     return SparkReader(df, source, schema, partitions)
 
 
-def _incremental(spark, df, job: ScoringJob, root: str, files: list[str]):
+def _incremental(spark, df, job: ScoringJob, fs, root: str, files: list[str]):
     """Only the partitions in (after, until]: the same selection as the Arrow reader's (splits.plan_parquet), applied to
     Spark's reader as a filter on the partition column (which Spark prunes to those directories)."""
     from pyspark.sql.functions import col, lit
 
     inp = job.spec.input
-    parts = partition_schema(spark, inp.uri, root, files)
+    parts = partition_schema(spark, inp.uri, fs, root, files)
     fields = {f.name: f for f in parts} if parts is not None else {}
     key, after, until = splits.incremental_range(inp.incremental, fields, inp.uri, arrow_types.TIMEZONE)
     chosen = splits.select(splits.keyed_files(root, files, fields, arrow_types.TIMEZONE), key, after, until)
