@@ -137,6 +137,9 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
         "spark.sql.parquet.compression.codec": "snappy",
         # One time zone for every run and host: timestamps (and partition values) mean the same instants everywhere.
         "spark.sql.session.timeZone": arrow_types.TIMEZONE,
+        # Parquet timestamps as the Arrow writer writes them (INT64 microseconds, UTC-adjusted), not Spark's legacy INT96:
+        # the two writers' files then have the same types.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     log4j = Path(__file__).with_name("log4j2.properties")
     conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
