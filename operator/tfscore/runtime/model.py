@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
+from tfscore.runtime import storage
 from tfscore.runtime.errors import TfscoreError
 
 SAVED_MODEL_PB = "saved_model.pb"
@@ -80,10 +79,7 @@ class ResolvedModel:
 
 
 def _fs(uri: str):
-    try:
-        return fsspec.core.url_to_fs(uri)
-    except (ImportError, ValueError) as exc:
-        raise TfscoreError(f"model.uri: cannot open {uri!r}: {exc}") from exc
+    return storage.filesystem(uri, "model.uri")
 
 
 def _join(base: str, name: str) -> str:
@@ -120,12 +116,17 @@ def resolve_version(uri: str, version: str) -> tuple[str, str]:
 
 
 def _download_tree(fs, root: str, target: Path) -> None:
-    """Copy every file under `root` (any fsspec filesystem) into `target`, keeping relative paths."""
+    """Copy every file under `root` (any fsspec filesystem) into `target`, keeping relative paths. An object key that
+    would land outside `target` (`../`, an absolute part) is refused: a model is a directory, never a path elsewhere."""
+    base = target.resolve()
     for name, info in sorted(fs.find(root, detail=True).items()):
         rel = name[len(root):].lstrip("/")
         if not rel or name.endswith("/") or info.get("type") == "directory":
             continue
         dest = target / rel
+        if not dest.resolve().is_relative_to(base):
+            raise TfscoreError(f"model.uri: the object {name!r} would be written outside the model directory "
+                               f"({rel!r}); a model version's keys must stay below it")
         dest.parent.mkdir(parents=True, exist_ok=True)
         fs.get_file(name, str(dest))
 
