@@ -115,7 +115,9 @@ def _unexpected(exc: BaseException, log: RunLog) -> str:
     else:
         sys.stderr.write(trace)
         where = "details above"
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    from tfscore.runtime.errors import cause
+
+    first = cause(exc)
     return f"tfscore failed unexpectedly: {type(exc).__name__}: {first} ({where}; please report it)"
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from tfscore.runtime import arrow_types, splits, storage
+from tfscore.runtime import arrow_types, errors, splits, storage
 from tfscore.runtime.batchstats import BatchStats, element_width, sketchable
 from tfscore.runtime.binding import REASON_COLUMN, Binding
 from tfscore.runtime.errors import InvalidRowError, TfscoreError, WorkerError
@@ -272,7 +272,7 @@ def map_splits(task: Task):
                     try:
                         yield from splits.read_split(split, columns, task.batch_size, task.input_schema)
                     except (OSError, pa.ArrowException) as exc:
-                        raise TfscoreError(f"input.uri: cannot read {split.uri}: {exc}") from exc
+                        raise TfscoreError(f"input.uri: cannot read {split.uri}: {errors.cause(exc)}") from exc
 
         yield from score_batches(task, batches(), where)
 

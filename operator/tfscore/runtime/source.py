@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from tfscore.api.scoringjob import ScoringJob
-from tfscore.runtime import arrow_types, splits, storage
+from tfscore.runtime import arrow_types, errors, splits, storage
 from tfscore.runtime.errors import TfscoreError
 from tfscore.runtime.scorer import Task, map_spark_batches, map_splits
 
@@ -116,11 +116,6 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def footer_schema(fs, path: str) -> pa.Schema:
     """The Arrow schema of one Parquet file (the Arrow reader checks the others against the first)."""
     import pyarrow.parquet as pq
@@ -168,7 +163,7 @@ def partition_schema(spark, uri: str, fs, root: str, files: list[str]) -> pa.Sch
     try:
         struct = spark_parquet(spark, uri, fs, files).schema
     except Exception as exc:  # noqa: BLE001 - AnalysisException (conflicting directory structures …)
-        raise TfscoreError(f"input.uri: cannot read the partition directories of {uri}: {_first_line(exc)}") from exc
+        raise TfscoreError(f"input.uri: cannot read the partition directories of {uri}: {errors.cause(exc)}") from exc
     schema = arrow_types.arrow_schema(struct)
     return pa.schema([schema.field(k) for k in keys if k in schema.names])
 
@@ -213,7 +208,7 @@ def open_spark(spark, job: ScoringJob, columns: list[str]) -> SparkReader:
         raise
     except Exception as exc:  # noqa: BLE001 - AnalysisException & friends
         where = f" where {inp.where!r}" if inp.where else ""
-        raise TfscoreError(f"input: cannot read {inp.table or inp.uri} as {fmt}{where}: {_first_line(exc)}") from exc
+        raise TfscoreError(f"input: cannot read {inp.table or inp.uri} as {fmt}{where}: {errors.cause(exc)}") from exc
     return SparkReader(df, source, schema, partitions)
 
 

@@ -219,6 +219,13 @@ def check_spark(f: Mapping[str, Any], run_jvm: bool = True) -> Check:
         return Check("spark", False, f"jars {plain(f.get('spark'))} vs pyspark {f['pyspark']}",
                      f"Spark's jars ({plain(f.get('spark'))}, in {spark_jars()}) do not match pyspark {f['pyspark']}: "
                      "unset SPARK_HOME or point it at the pyspark package's directory")
+    unreadable = unreadable_jars(spark_jars())
+    if unreadable:
+        # The JVM skips a jar it cannot open without a word: the s3a/gs/abfs connectors would vanish from the classpath
+        # and only a job on those schemes would find out (ClassNotFoundException: S3AFileSystem).
+        return Check("spark", False, f"{len(unreadable)} unreadable jar(s)",
+                     f"Spark's jars {', '.join(unreadable[:3])}{' …' if len(unreadable) > 3 else ''} in {spark_jars()} "
+                     f"cannot be read by uid {os.getuid()}: make them world-readable (chmod 0644) or rebuild the image")
     java = java_binary()
     if java is None:
         return Check("spark", None, f"{f['spark']} (no JVM to start it on)")
@@ -238,6 +245,17 @@ def check_spark(f: Mapping[str, Any], run_jvm: bool = True) -> Check:
                      f"Java {plain(f.get('java'))} cannot start Spark {f['spark']} ({cause}): use the tfscore runtime "
                      f"image or a Java {MIN_JAVA}+ runtime matching the Spark jars")
     return Check("spark", True, f"{f['spark']} starts on Java {java_major(f.get('java'))}")
+
+
+def unreadable_jars(jars: Path | None) -> list[str]:
+    """The jars (and the installed connectors hack/install-jars.sh lists in .tfscore-jars) this user cannot read."""
+    if jars is None or not jars.is_dir():
+        return []
+    names = {p.name for p in jars.glob("*.jar")}
+    listed = jars / ".tfscore-jars"
+    if listed.is_file() and os.access(listed, os.R_OK):
+        names |= {ln.strip() for ln in listed.read_text().splitlines() if ln.strip()}
+    return sorted(n for n in names if not os.access(jars / n, os.R_OK))
 
 
 def check_gpus(f: Mapping[str, Any], gpus: int, probe: Mapping[str, Any],
