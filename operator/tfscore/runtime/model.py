@@ -11,6 +11,7 @@ import fcntl
 import gc
 import hashlib
 import os
+import posixpath
 import shutil
 import tempfile
 import threading
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfscore.runtime import storage
+from tfscore.runtime import keras_archive, storage
 from tfscore.runtime.errors import TfscoreError
 
 SAVED_MODEL_PB = "saved_model.pb"
@@ -72,6 +73,7 @@ class ResolvedModel:
     tags: tuple[str, ...]
     signature: Signature
     local_path: str = field(compare=False, default="")
+    kind: str = "savedmodel"  # or "keras" (a .keras archive)
 
     def status(self) -> dict[str, Any]:
         return {"uri": self.uri, "version": self.version or None, "fingerprint": self.fingerprint,
@@ -86,21 +88,35 @@ def _join(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name
 
 
+def _is_model(fs, path: str) -> bool:
+    """A SavedModel directory, a `.keras` archive, or a directory holding one."""
+    if path.rstrip("/").endswith(keras_archive.SUFFIX):
+        return fs.isfile(path)
+    if fs.exists(_join(path, SAVED_MODEL_PB)):
+        return True
+    try:
+        return any(e.rstrip("/").endswith(keras_archive.SUFFIX) for e in fs.ls(path, detail=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 def resolve_version(uri: str, version: str) -> tuple[str, str]:
-    """(version, version_uri): `uri` itself when it holds saved_model.pb, else its numeric version directory."""
+    """(version, version_uri): `uri` itself when it is a model (a SavedModel, a .keras archive or a directory holding
+    one), else its numeric version directory."""
     fs, path = _fs(uri)
     if not fs.exists(path):
         raise TfscoreError(f"model.uri: {uri} does not exist")
-    if fs.exists(_join(path, SAVED_MODEL_PB)):
+    if _is_model(fs, path):
         return "", uri
     try:
         entries = fs.ls(path, detail=True)
     except (FileNotFoundError, NotADirectoryError) as exc:
-        raise TfscoreError(f"model.uri: {uri} is not a SavedModel directory") from exc
+        raise TfscoreError(f"model.uri: {uri} is not a SavedModel directory or a .keras archive") from exc
     versions = sorted(int(os.path.basename(e["name"].rstrip("/"))) for e in entries
                       if e.get("type") == "directory" and os.path.basename(e["name"].rstrip("/")).isdigit())
     if not versions:
-        raise TfscoreError(f"model.uri: {uri} holds neither {SAVED_MODEL_PB} nor numeric version directories (1/, 2/, …)")
+        raise TfscoreError(f"model.uri: {uri} holds neither {SAVED_MODEL_PB}, a .keras archive nor numeric version "
+                           "directories (1/, 2/, …)")
     if version == "latest":
         chosen = versions[-1]
     else:
@@ -110,8 +126,8 @@ def resolve_version(uri: str, version: str) -> tuple[str, str]:
                                f"(available: {', '.join(map(str, versions))})")
     version_uri = _join(uri.rstrip("/"), str(chosen))
     vfs, vpath = _fs(version_uri)
-    if not vfs.exists(_join(vpath, SAVED_MODEL_PB)):
-        raise TfscoreError(f"model.version: {version_uri} has no {SAVED_MODEL_PB}")
+    if not _is_model(vfs, vpath):
+        raise TfscoreError(f"model.version: {version_uri} has no {SAVED_MODEL_PB} and no .keras archive")
     return str(chosen), version_uri
 
 
@@ -148,17 +164,21 @@ def materialize(version_uri: str) -> str:
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     target = root / key
-    if (target / SAVED_MODEL_PB).exists():
+    if target.is_dir():  # renamed into place only when complete
         return str(target)
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / SAVED_MODEL_PB).exists():
+        if target.is_dir():
             return str(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
-            _download_tree(fs, path.rstrip("/"), tmp)
-            if not (tmp / SAVED_MODEL_PB).exists():
-                raise TfscoreError(f"model.uri: downloading {version_uri} gave no {SAVED_MODEL_PB}")
+            if fs.isfile(path):  # a .keras archive given by its own uri
+                fs.get_file(path, str(tmp / posixpath.basename(path)))
+            else:
+                _download_tree(fs, path.rstrip("/"), tmp)
+            if not (tmp / SAVED_MODEL_PB).exists() and keras_archive.archive_in(str(tmp)) is None:
+                raise TfscoreError(f"model.uri: downloading {version_uri} gave no {SAVED_MODEL_PB} and no .keras "
+                                   "archive")
             os.rename(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -203,7 +223,10 @@ def read_signature(local_path: str, tags: list[str] | tuple[str, ...], signature
 
 
 def fingerprint(local_path: str) -> str:
-    """The SavedModel fingerprint (TF's singleprint when fingerprint.pb exists, else a content hash)."""
+    """The SavedModel fingerprint (TF's singleprint when fingerprint.pb exists), else a content hash (a .keras archive's
+    bytes, or every file of the directory)."""
+    if Path(local_path).is_file():
+        return "sha256:" + hashlib.sha256(Path(local_path).read_bytes()).hexdigest()[:32]
     if Path(local_path, "fingerprint.pb").exists():
         import tensorflow as tf
 
@@ -220,9 +243,13 @@ def fingerprint(local_path: str) -> str:
 
 
 def resolve(spec) -> ResolvedModel:
-    """Driver side: pick the version, fetch it locally, introspect it. `spec` is api.models.ModelSpec."""
+    """Driver side: pick the version, fetch it locally, introspect it. `spec` is api.scoringjob.ModelSpec."""
     version, version_uri = resolve_version(spec.uri, str(spec.version))
     local = materialize(version_uri)
+    archive = keras_archive.archive_in(local) if not Path(local, SAVED_MODEL_PB).exists() else None
+    if archive is not None:  # a .keras archive: its inputs and outputs read from the model itself
+        return ResolvedModel(uri=spec.uri, version=version, version_uri=version_uri, fingerprint=fingerprint(archive),
+                             tags=(), signature=keras_archive.signature(archive), local_path=local, kind="keras")
     sig = read_signature(local, spec.tags, spec.signature)
     return ResolvedModel(uri=spec.uri, version=version, version_uri=version_uri, fingerprint=fingerprint(local),
                          tags=tuple(spec.tags), signature=sig, local_path=local)
@@ -262,14 +289,18 @@ def load_function(model: ResolvedModel, cores: int = 1):
             import tensorflow as tf
 
             local = materialize(model.version_uri)
-            found = fingerprint(local)
+            archive = keras_archive.archive_in(local) if model.kind == "keras" else None
+            found = fingerprint(archive or local)
             if found != model.fingerprint:
                 raise TfscoreError(f"model.uri: {model.version_uri} changed during the job (fingerprint {found}, the "
                                    f"driver resolved {model.fingerprint}); publish new models as new version "
                                    "directories instead of overwriting one")
-            loaded = tf.saved_model.load(local, tags=list(model.tags))
-            fn = loaded.signatures[model.signature.name]
-            fn._tfscore_keepalive = loaded  # the function must not outlive its trackable object
+            if archive is not None:
+                fn = keras_archive.callable_of(archive)
+            else:
+                loaded = tf.saved_model.load(local, tags=list(model.tags))
+                fn = loaded.signatures[model.signature.name]
+                fn._tfscore_keepalive = loaded  # the function must not outlive its trackable object
             _LOADED[key] = fn
             # PySpark's daemon runs a full gc.collect() after every task of a reused worker; with TensorFlow and a model
             # loaded that walks ~10^6 objects (~150 ms per task). Freezing them, once, takes them out of every
