@@ -29,8 +29,8 @@ _ORDER = {k: i for i, k in enumerate([
 ])}
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Pending, Running, Succeeded, "
-                                                                                      "Failed or Suspended."},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Pending, Queued, Running, "
+                                                                                      "Succeeded, Failed or Suspended."},
     {"name": "Progress", "type": "integer", "jsonPath": ".status.progress.percent", "description": "Percent of tasks "
                                                                                                      "done."},
     {"name": "Rows", "type": "integer", "jsonPath": ".status.progress.rowsScored", "description": "Rows scored."},

@@ -342,6 +342,12 @@ class ScoringJobSpec(WireModel):
     ] = None
     suspend: Annotated[bool, Field(description="true: stop (or do not start) the run; false again resumes.")] = False
     service_account_name: Annotated[str | None, Field(description="Driver service account (default: tfscore-driver).")] = None
+    priority_class_name: Annotated[
+        str | None,
+        Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+              description="PriorityClass of the driver and executor pods; with a Kueue queue (label "
+                          "kueue.x-k8s.io/queue-name) also the Workload's priority, which decides preemption."),
+    ] = None
     node_selector: Annotated[dict[str, str], Field(description="Node labels the driver and executor pods must "
                                                                "match.")] = {}
     tolerations: Annotated[list[core_object("Toleration")],
@@ -415,6 +421,7 @@ class Phase(StrEnum):
     """Where a ScoringJob is in its life (Kubernetes Job-like)."""
 
     pending = "Pending"
+    queued = "Queued"      # waiting for admission by a Kueue queue (label kueue.x-k8s.io/queue-name)
     running = "Running"
     succeeded = "Succeeded"
     failed = "Failed"
@@ -424,12 +431,14 @@ class Phase(StrEnum):
 class ScoringJobStatus(StatusModel):
     """What the operator observed and decided; written only by the operator."""
 
-    phase: Annotated[Phase | None, Field(description="Pending, Running, Succeeded, Failed or Suspended.")] = None
-    conditions: Annotated[list[Condition], Field(description="Running, Succeeded, Failed, Suspended … (Kubernetes "
+    phase: Annotated[Phase | None, Field(description="Pending, Queued, Running, Succeeded, Failed or Suspended.")] \
+        = None
+    conditions: Annotated[list[Condition], Field(description="Queued, Running, Succeeded, Failed, Suspended … (Kubernetes "
                                                              "condition semantics).",
                                                  json_schema_extra=CONDITIONS_LIST)] = []
     observed_generation: Annotated[int | None, Field(description="The metadata.generation last acted on.")] = None
-    attempts: Annotated[int, Field(description="Driver pods started so far (the current attempt's number).")] = 0
+    attempts: Annotated[int, Field(description="Driver pods started so far (the current attempt's number; one stopped "
+                                               "by suspend or a Kueue eviction is not a failure).")] = 0
     failed: Annotated[int, Field(description="Attempts that failed (counted against backoffLimit).")] = 0
     next_attempt_time: Annotated[datetime | None, Field(description="When the next attempt starts (back-off after a "
                                                                     "failed attempt).")] = None

@@ -12,6 +12,8 @@
 |                                     |                                      | doubles per failure                              |
 | TFSCORE_BACKOFF_MAX_SECONDS         | 360                                  | Cap of the retry delay                           |
 | TFSCORE_WORKERS                     | 8                                    | Concurrent reconciles (threads, API connections) |
+| TFSCORE_KUEUE                       | false                                | true: ScoringJobs labelled kueue.x-k8s.io/       |
+|                                     |                                      | queue-name wait for a Kueue Workload's admission |
 
 A value that does not parse stops the operator at start with the variable's name in the message.
 """
@@ -26,6 +28,14 @@ from typing import Any, ClassVar
 DEFAULT_RUNTIME_IMAGE = "localhost/tfscore/runtime:0.1.0"
 
 
+def _flag(raw: str) -> bool:
+    """true/false (any case); bool("false") would be True."""
+    value = raw.lower()
+    if value not in ("true", "false"):
+        raise ValueError(raw)
+    return value == "true"
+
+
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:
     runtime_image: str = DEFAULT_RUNTIME_IMAGE
@@ -36,6 +46,7 @@ class OperatorConfig:
     backoff_base_seconds: float = 10.0
     backoff_max_seconds: float = 360.0
     workers: int = 8
+    kueue: bool = False
 
     _ENV: ClassVar[dict[str, str]] = {
         "runtime_image": "TFSCORE_RUNTIME_IMAGE",
@@ -46,6 +57,7 @@ class OperatorConfig:
         "backoff_base_seconds": "TFSCORE_BACKOFF_BASE_SECONDS",
         "backoff_max_seconds": "TFSCORE_BACKOFF_MAX_SECONDS",
         "workers": "TFSCORE_WORKERS",
+        "kueue": "TFSCORE_KUEUE",
     }
 
     @classmethod
@@ -59,9 +71,10 @@ class OperatorConfig:
                 continue
             kind = type(field.default)
             try:
-                values[field.name] = kind(raw)
+                values[field.name] = _flag(raw) if kind is bool else kind(raw)
             except ValueError:
-                raise ValueError(f"{var}={raw!r}: expected {kind.__name__}") from None
+                raise ValueError(f"{var}={raw!r}: expected {'true or false' if kind is bool else kind.__name__}") \
+                    from None
         config = cls(**values)
         config.check()
         return config

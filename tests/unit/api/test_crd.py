@@ -120,7 +120,7 @@ def test_cel_rules_are_the_models_rules(schema):
 
 def test_status_schema_comes_from_the_status_model(schema):
     status = schema["properties"]["status"]["properties"]
-    assert status["phase"]["enum"] == ["Pending", "Running", "Succeeded", "Failed", "Suspended"]
+    assert status["phase"]["enum"] == ["Pending", "Queued", "Running", "Succeeded", "Failed", "Suspended"]
     assert status["conditions"]["x-kubernetes-list-type"] == "map"
     assert status["conditions"]["items"]["properties"]["lastTransitionTime"]["format"] == "date-time"
     assert set(status["result"]["properties"]) >= {"rowsIn", "rowsOut", "rowsQuarantined", "seconds",
