@@ -8,7 +8,7 @@ manifests with the same message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -381,14 +381,15 @@ class ScoringJobSpec(WireModel):
 @dataclass(frozen=True)
 class ModelEntry:
     """One model of a run as the runtime scores it: how messages name it (`model` or `models[1] (challenger)`), its
-    spec, and its input columns and prediction names (the shared ones merged with its own)."""
+    spec, its input columns and its prediction names."""
 
     index: int
     name: str  # "" for the single `model`
     spec: ModelSpec
-    columns: dict[str, str | list[str]]
+    columns: dict[str, str | list[str]]  # its own mapping: every key must be an input of its signature
     predictions: dict[str, str]
     prefix: str  # the default prediction column prefix ("" for the single model)
+    shared: dict[str, str | list[str]] = field(default_factory=dict)  # input.columns: used where its signature has it
 
     @property
     def label(self) -> str:
@@ -400,7 +401,7 @@ def model_entries(spec: ScoringJobSpec) -> list[ModelEntry]:
     if spec.model is not None:
         return [ModelEntry(0, "", spec.model, dict(spec.input.columns), dict(spec.output.predictions), "")]
     return [ModelEntry(i, m.name, ModelSpec.model_validate(m.model_dump(include=set(ModelSpec.model_fields))),
-                       {**spec.input.columns, **m.columns}, dict(m.predictions), f"{m.name}_")
+                       dict(m.columns), dict(m.predictions), f"{m.name}_", dict(spec.input.columns))
             for i, m in enumerate(spec.models)]
 
 

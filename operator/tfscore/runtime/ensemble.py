@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from tfscore.api.scoringjob import ModelEntry
-from tfscore.runtime.binding import Binding, OutputBinding, bind
+from tfscore.runtime.binding import Binding, OutputBinding, bind, check_column_keys
 from tfscore.runtime.errors import TfscoreError
 from tfscore.runtime.model import ResolvedModel
 
@@ -92,8 +92,10 @@ def bind_all(entries: Sequence[ModelEntry], models: Sequence[ResolvedModel], sch
     for i, (entry, model) in enumerate(zip(entries, models, strict=True)):
         predictions = entry.predictions or ({k: f"{entry.prefix}{k}" for k in model.signature.outputs}
                                             if entry.prefix else {})
+        columns = {**{k: v for k, v in entry.shared.items() if k in model.signature.inputs}, **entry.columns}
         with naming(entry):
-            binding = bind(model.signature, schema, entry.columns, passthrough if i == 0 else (), predictions, source)
+            check_column_keys(model.signature, entry.columns, "columns" if entry.shared else "input.columns")
+            binding = bind(model.signature, schema, columns, passthrough if i == 0 else (), predictions, source)
         for o in binding.outputs:
             if o.column in taken and i > 0:
                 raise TfscoreError(f"{entry.label}: prediction column {o.column!r} is also {taken[o.column]}'s; name "
