@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfscore.runtime import keras_archive, storage
+from tfscore.runtime import keras_archive, savedmodel_pb, storage
 from tfscore.runtime.errors import TfscoreError
 
 SAVED_MODEL_PB = "saved_model.pb"
@@ -185,40 +185,27 @@ def materialize(version_uri: str) -> str:
     return str(target)
 
 
-def _tensor_info(key: str, info) -> TensorInfo:
-    import numpy as np
-    import tensorflow as tf
-
-    dtype = tf.dtypes.as_dtype(info.dtype)
-    name = "string" if dtype == tf.string else np.dtype(dtype.as_numpy_dtype).name
-    shape = None if info.tensor_shape.unknown_rank else tuple(
-        None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
-    return TensorInfo(key, name, shape)
-
-
 def read_signature(local_path: str, tags: list[str] | tuple[str, ...], signature: str) -> Signature:
-    """Signature inputs/outputs from saved_model.pb, without loading variables."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    sm = saved_model_pb2.SavedModel()
+    """Signature inputs/outputs from saved_model.pb, without loading variables (and without importing TensorFlow:
+    savedmodel_pb decodes the few fields needed)."""
     try:
-        sm.ParseFromString(Path(local_path, SAVED_MODEL_PB).read_bytes())
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        graphs = savedmodel_pb.meta_graphs(Path(local_path, SAVED_MODEL_PB).read_bytes())
+    except (OSError, savedmodel_pb.DecodeError, UnicodeDecodeError) as exc:
         raise TfscoreError(f"model.uri: {local_path}/{SAVED_MODEL_PB} is not a valid SavedModel: {exc}") from exc
     wanted = set(tags)
-    graphs = [mg for mg in sm.meta_graphs if set(mg.meta_info_def.tags) == wanted]
-    if not graphs:
-        available = [sorted(mg.meta_info_def.tags) for mg in sm.meta_graphs]
+    matching = [sigs for graph_tags, sigs in graphs if graph_tags == wanted]
+    if not matching:
+        available = [sorted(graph_tags) for graph_tags, _ in graphs]
         raise TfscoreError(f"model.tags: no MetaGraph tagged {sorted(wanted)} in {local_path} (available: {available})")
-    sigs = graphs[0].signature_def
+    sigs = matching[0]
     if signature not in sigs:
         available = sorted(k for k in sigs if not k.startswith("__"))
         raise TfscoreError(f"model.signature: {signature!r} not found in {local_path} (available: {available})")
-    sd = sigs[signature]
+    inputs, outputs = sigs[signature]
     return Signature(
         name=signature,
-        inputs={k: _tensor_info(k, v) for k, v in sorted(sd.inputs.items())},
-        outputs={k: _tensor_info(k, v) for k, v in sorted(sd.outputs.items())},
+        inputs={k: TensorInfo(k, *inputs[k]) for k in sorted(inputs)},
+        outputs={k: TensorInfo(k, *outputs[k]) for k in sorted(outputs)},
     )
 
 
@@ -228,11 +215,9 @@ def fingerprint(local_path: str) -> str:
     if Path(local_path).is_file():
         return "sha256:" + hashlib.sha256(Path(local_path).read_bytes()).hexdigest()[:32]
     if Path(local_path, "fingerprint.pb").exists():
-        import tensorflow as tf
-
         try:
-            return tf.saved_model.experimental.read_fingerprint(local_path).singleprint()
-        except Exception:  # noqa: BLE001 - an unreadable fingerprint falls back to hashing
+            return savedmodel_pb.singleprint(Path(local_path, "fingerprint.pb").read_bytes())
+        except (OSError, savedmodel_pb.DecodeError):  # an unreadable fingerprint falls back to hashing
             pass
     h = hashlib.sha256()
     for p in sorted(Path(local_path).rglob("*")):
