@@ -9,6 +9,7 @@ class TfscoreError(Exception):
     """A problem with the job's input (spec, model, data, output): the message names the thing and says what to do."""
 
     exit_code = 2
+    reason = "RunFailed"  # the termination message's reason (api.contract.Failure): how the operator names the failure
 
 
 class InvalidRowError(TfscoreError):
@@ -17,6 +18,14 @@ class InvalidRowError(TfscoreError):
 
 class Terminated(TfscoreError):
     """SIGTERM while scoring (the driver pod was deleted or evicted): stop the tasks, discard the staging, commit nothing."""
+
+    reason = "Terminated"
+
+
+class DriftExceeded(TfscoreError):
+    """The predictions drifted beyond the drift policy's threshold with action fail: nothing is committed."""
+
+    reason = "DriftExceeded"
 
 
 # Errors raised inside Python workers reach the driver wrapped in Spark's exception text. The marker lets the driver

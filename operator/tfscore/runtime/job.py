@@ -20,11 +20,10 @@ from typing import Any
 
 from tfscore import __version__
 from tfscore.api.contract import IncrementalResult, Result
-from tfscore.api.scoringjob import ScoringJob
-from tfscore.runtime import arrow_types, commit, source, storage
-from tfscore.runtime.binding import bind
+from tfscore.api.scoringjob import ScoringJob, model_entries
+from tfscore.runtime import arrow_types, commit, ensemble, predstats, source, storage
 from tfscore.runtime.doctor import executors
-from tfscore.runtime.errors import InvalidRowError, Terminated, TfscoreError, unwrap
+from tfscore.runtime.errors import DriftExceeded, InvalidRowError, Terminated, TfscoreError, unwrap
 from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
 from tfscore.runtime.report import ReportAccumulator, TaskReport, Totals, timings
@@ -72,7 +71,8 @@ def check_locations(job: ScoringJob) -> None:
     """Locations that must not overlap (writing one could destroy the other), compared in one spelling (api/uris)."""
     spec = job.spec
     out = spec.output
-    pairs = [("output.uri", out.uri, "input.uri", spec.input.uri), ("output.uri", out.uri, "model.uri", spec.model.uri),
+    pairs = [("output.uri", out.uri, "input.uri", spec.input.uri),
+             *(("output.uri", out.uri, f"{e.label}.uri", e.spec.uri) for e in model_entries(spec)),
              ("quarantineUri", spec.quarantine_uri, "output.uri", out.uri),
              ("quarantineUri", spec.quarantine_uri, "input.uri", spec.input.uri)]
     for field, uri, other_field, other in pairs:
@@ -103,16 +103,18 @@ def _table_location(spark, job: ScoringJob) -> None:
         raise TfscoreError(f"output.uri: {job.spec.output.uri} overlaps the location {where} of input.table {table}")
 
 
-def _start(job: ScoringJob, opts: RunOptions, marks: dict[str, float]) -> tuple[Any, ResolvedModel]:
-    """The JVM starts while TensorFlow reads the model on this thread."""
+def _start(job: ScoringJob, opts: RunOptions, marks: dict[str, float]) -> tuple[Any, list[ResolvedModel]]:
+    """The JVM starts while the models are resolved and read on this thread."""
     spec = job.spec
     with ThreadPoolExecutor(max_workers=1) as pool:
         spark_future = None
         if opts.spark is None:
             spark_future = pool.submit(build_session, spec, opts.master, opts.properties or {})
         try:
-            with storage.storage_errors("model.uri", spec.model.uri):
-                model = resolve(spec.model)
+            models = []
+            for entry in model_entries(spec):
+                with ensemble.naming(entry), storage.storage_errors("model.uri", entry.spec.uri):
+                    models.append(resolve(entry.spec))
             marks["modelResolved"] = time.time()
         except BaseException:
             if spark_future is not None:
@@ -120,7 +122,7 @@ def _start(job: ScoringJob, opts: RunOptions, marks: dict[str, float]) -> tuple[
             raise
         spark = opts.spark if opts.spark is not None else spark_future.result()
     marks["sparkReady"] = time.time()
-    return spark, model
+    return spark, models
 
 
 def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
@@ -146,7 +148,7 @@ def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
 
 def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Committer, marks: dict[str, float]):
     spec, out = job.spec, job.spec.output
-    spark, model = _start(job, opts, marks)
+    spark, models = _start(job, opts, marks)
     sc = spark.sparkContext
     if executors.executor_check_wanted(sc.master):  # one image everywhere, or fail now naming the executor and images
         executors.check_executors(spark, executors.driver_manifest())
@@ -154,24 +156,26 @@ def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Commi
 
     # bind: the source's schema (partition columns included) against the signature
     split_rows = spark.conf.get("spark.tfscore.splitRows", None)
-    needed = list(dict.fromkeys(list(out.passthrough) + _columns_named(spec, model)))
+    entries = model_entries(spec)
+    needed = list(dict.fromkeys([*out.passthrough, *(c for e, m in zip(entries, models, strict=True)
+                                                     for c in _columns_named(e.columns, m))]))
     if source.wants_arrow_reader(job):
         src = source.open_arrow(spark, job, needed, sc.defaultParallelism, int(split_rows) if split_rows else None)
         if src.empty and spec.input.incremental is None:
             raise TfscoreError(f"input.uri: {spec.input.uri} holds no data files")
     else:
         src = source.open_spark(spark, job, needed)
-    binding = bind(model.signature, src.schema, spec.input.columns, out.passthrough, out.predictions, src.describe)
-    output_schema = arrow_types.held_schema(binding.output_schema())
+    scoring = ensemble.bind_all(entries, models, src.schema, out.passthrough, src.describe)
+    output_schema = arrow_types.held_schema(scoring.output_schema())
     output_struct = arrow_types.spark_schema(output_schema)
     check_format(output_schema, str(out.format))
     sink = ArrowFiles(committer.output.staging) if wants_arrow_writer(job) else SparkWriter(committer.output.staging)
     counts = sc.accumulator({}, ReportAccumulator())
-    task = Task(model=model, binding=binding, batch_size=spec.batch_size, source=src.describe,
+    task = Task(scoring=scoring, batch_size=spec.batch_size, source=src.describe,
                 output_schema=output_schema, run_id=committer.run_id,
                 quarantine_staging=committer.quarantine.staging if committer.quarantine else None,
                 out_staging=committer.output.staging if sink.kind == "arrow" else None, compression=compression(job),
-                input_names=tuple(binding.read_columns), counts=counts,
+                input_names=tuple(scoring.read_columns), counts=counts,
                 fault=FaultInjection.parse(spark.conf.get("spark.tfscore.faultInjection", None)), **src.task_fields())
 
     # read → score → write, into staging
@@ -198,6 +202,9 @@ def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Commi
             with storage.storage_errors("output.uri", out.uri):
                 rows_out = count_rows(new_files["output.uri"], out.format, out.options)
             _verify(src.expected_rows, totals, rows_out)
+            sketches, agreements = predstats.merge(r.statistics for r in reports.values())
+            drifts = predstats.check_drift(spec.drift, sketches)
+            _refuse_drift(spec.drift, drifts)
     except Exception as exc:
         if sigterm.hit:
             _stop_tasks(sc)
@@ -210,11 +217,16 @@ def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Commi
         sc.setLocalProperty("spark.jobGroup.id", None)
 
     seconds = time.time() - marks["started"]
+    statuses = [{**m.status(), **({"name": e.name} if e.name else {})} for e, m in zip(entries, models, strict=True)]
     result = Result(rows_in=totals.rows_in, rows_out=rows_out, rows_quarantined=totals.rows_quarantined,
                     seconds=round(seconds, 3), rows_per_second=round(totals.rows_in / seconds, 1) if seconds > 0 else 0.0,
-                    output_uri=out.uri, quarantine_uri=spec.quarantine_uri, model=model.status(),
+                    output_uri=out.uri, quarantine_uri=spec.quarantine_uri, model=statuses[0],
+                    models=statuses if len(statuses) > 1 else [],
+                    statistics=predstats.summary(sketches, agreements, drifts),
                     incremental=_incremental_result(job, src.partitions))
-    record = _manifest(job, model, result, src.kind, sink.kind, committer.run_id, marks, reports)
+    record = _manifest(job, models, result, src.kind, sink.kind, committer.run_id, marks, reports)
+    record["statistics"] = {**result.to_wire().get("statistics", {}),
+                            "sketches": sketches.to_wire() if sketches is not None else None}
     with storage.storage_errors("output.uri", out.uri):
         committer.commit(new_files, result.to_wire(), record)
     return result
@@ -291,16 +303,35 @@ def _raise_task_error(reports: dict[int, TaskReport]) -> None:
         raise (InvalidRowError if first.error_kind == "InvalidRowError" else TfscoreError)(first.error)
 
 
-def _columns_named(spec, model: ResolvedModel) -> list[str]:
+def _refuse_drift(check, drifts: dict[str, Any]) -> None:
+    """driftPolicy action fail: nothing is committed, and the run fails with reason DriftExceeded."""
+    if check is None or str(check.action) != "fail":
+        return
+    exceeded = {name: d for name, d in drifts.items() if d["exceeded"]}
+    if exceeded:
+        name, d = next(iter(exceeded.items()))
+        raise DriftExceeded(f"prediction column {name!r} drifted from the reference run {d['reference']}: "
+                            f"{d['metric']} {d['value']:.4f} > {d['threshold']:g}"
+                            + (f" (and {len(exceeded) - 1} more column(s))" if len(exceeded) > 1 else "")
+                            + "; nothing was committed")
+
+
+def _columns_named(columns, model: ResolvedModel) -> list[str]:
     """Input columns the signature inputs come from (explicitly mapped, or the column of the same name)."""
     cols: list[str] = []
     for name in model.signature.inputs:
-        v = spec.input.columns.get(name, name)
+        v = columns.get(name, name)
         cols.extend(v if isinstance(v, list) else [v])
     return cols
 
 
-def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str, writer: str, run_id: str,
+def _describe_model(model: ResolvedModel) -> dict[str, Any]:
+    return {**model.status(), "versionUri": model.version_uri, "tags": list(model.tags), "kind": model.kind,
+            "inputs": [t.describe() for t in model.signature.inputs.values()],
+            "outputs": [t.describe() for t in model.signature.outputs.values()]}
+
+
+def _manifest(job: ScoringJob, models: list[ResolvedModel], result: Result, reader: str, writer: str, run_id: str,
               marks: dict[str, float], reports: dict[int, TaskReport]) -> dict[str, Any]:
     return {
         "tfscore": __version__,
@@ -313,9 +344,8 @@ def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str
         "reader": reader,
         "writer": writer,
         **timings(reports.values()),
-        "model": {**model.status(), "versionUri": model.version_uri, "tags": list(model.tags),
-                  "inputs": [t.describe() for t in model.signature.inputs.values()],
-                  "outputs": [t.describe() for t in model.signature.outputs.values()]},
+        "model": _describe_model(models[0]),
+        **({"models": [_describe_model(m) for m in models]} if len(models) > 1 else {}),
         "input": job.spec.input.to_wire(),
         "output": job.spec.output.to_wire(),
         "result": result.to_wire(),

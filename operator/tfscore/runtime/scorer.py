@@ -19,10 +19,11 @@ import numpy as np
 import pyarrow as pa
 
 from tfscore.runtime import arrow_types, errors, splits, storage
-from tfscore.runtime.batchstats import BatchStats, element_width, sketchable
-from tfscore.runtime.binding import REASON_COLUMN, Binding
+from tfscore.runtime.binding import REASON_COLUMN
+from tfscore.runtime.ensemble import Pass
 from tfscore.runtime.errors import InvalidRowError, TfscoreError, WorkerError
-from tfscore.runtime.model import ResolvedModel, load_function
+from tfscore.runtime.model import load_function
+from tfscore.runtime.predstats import TaskStatistics
 from tfscore.runtime.report import TaskReport
 
 ATTEMPTS_DIR = "_attempts"  # task-attempt files live here until the driver commits the counted ones
@@ -50,8 +51,7 @@ class FaultInjection:
 class Task:
     """Everything a Python worker needs, shipped once per task (small and picklable)."""
 
-    model: ResolvedModel
-    binding: Binding
+    scoring: Pass  # the models of the pass, each bound to the input
     batch_size: int
     source: str  # how errors name the input
     output_schema: pa.Schema  # the types both writers write (arrow_types.held_schema of the binding's output)
@@ -150,8 +150,8 @@ def with_reason(batch: pa.RecordBatch, reasons: np.ndarray) -> pa.RecordBatch:
                                       names=list(batch.schema.names) + [REASON_COLUMN])
 
 
-def _describe_row(batch: pa.RecordBatch, i: int, binding: Binding) -> str:
-    ids = {c: batch.column(c)[i].as_py() for c in binding.passthrough[:3]}
+def _describe_row(batch: pa.RecordBatch, i: int, scoring: Pass) -> str:
+    ids = {c: batch.column(c)[i].as_py() for c in scoring.passthrough[:3]}
     return f" ({', '.join(f'{k}={v!r}' for k, v in ids.items())})" if ids else ""
 
 
@@ -160,11 +160,6 @@ class Where:
 
     def __init__(self, text: str, first_row: int = 0):
         self.text, self.first_row = text, first_row
-
-
-def output_statistics(binding: Binding) -> BatchStats:
-    return BatchStats({o.column: element_width(o.tensor.inner_shape) for o in binding.outputs
-                       if sketchable(o.arrow_type)})
 
 
 def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -> Iterator[pa.RecordBatch]:
@@ -178,10 +173,9 @@ def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -
     quarantine = output = None
     report = TaskReport(partition)
     try:
-        fn = load_function(task.model, cores)
-        binding = task.binding
-        names = [o.tensor.name for o in binding.outputs]
-        stats = output_statistics(binding)
+        scoring = task.scoring
+        fns = [load_function(m.model, cores) for m in scoring.members]  # each model once per worker process
+        stats = TaskStatistics(scoring)
         if task.quarantine_staging:
             quarantine = PartWriter(task.quarantine_staging, task.run_id, partition, attempt, field="quarantineUri")
         if task.out_staging:
@@ -195,23 +189,26 @@ def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -
                 raise RuntimeError(f"injected fault: partition {partition} attempt {attempt} after {n_batch} batches")
             n = batch.num_rows
             rows_in += n
-            invalid, reasons = binding.validate(batch)
+            invalid, reasons = scoring.validate(batch)
             if invalid is not None:
                 if quarantine is None:
                     i = int(np.argmax(invalid))
                     raise InvalidRowError(f"{reasons[i]} at row {where.first_row + offset + i} of {where.text}"
-                                          f"{_describe_row(batch, i, binding)}; fix the data or set "
+                                          f"{_describe_row(batch, i, scoring)}; fix the data or set "
                                           "onInvalidRow: quarantine")
                 quarantine.write(with_reason(batch.filter(pa.array(invalid)), reasons[invalid]))
                 batch = batch.filter(pa.array(~invalid))
             offset += n
             if batch.num_rows == 0:
                 continue
-            result = fn(**binding.to_tensors(batch))
+            results = []
+            for member, fn in zip(scoring.members, fns, strict=True):
+                result = fn(**member.binding.to_tensors(batch))
+                results.append({o.tensor.name: result[o.tensor.name].numpy() for o in member.binding.outputs})
+                del result  # release the output tensors now, not at the next garbage collection
             if first_batch_at is None:
                 first_batch_at = time.time()
-            out = arrow_types.cast(binding.to_output(batch, {k: result[k].numpy() for k in names}), task.output_schema)
-            del result  # release the output tensors now, not at the next garbage collection
+            out = arrow_types.cast(scoring.to_output(batch, results), task.output_schema)
             stats.update(out)
             rows_out += out.num_rows
             if output is not None:
@@ -262,7 +259,7 @@ def map_splits(task: Task):
 
     def run(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         where = Where(task.source)
-        columns = list(task.binding.read_columns)
+        columns = list(task.scoring.read_columns)
 
         def batches():
             for b in ids:

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tfscore.api.contract import Progress
-from tfscore.api.scoringjob import Phase, ScoringJobSpec, ScoringJobStatus
+from tfscore.api.scoringjob import Phase, ScoringJobSpec, ScoringJobStatus, model_entries
 from tfscore.operator.objects import condition, set_condition
 from tfscore.operator.scoringjob import builders, queueing
 from tfscore.operator.scoringjob.driver_pod import PodView, observe_pod
@@ -102,6 +102,8 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
               "the run keeps the spec it started with (only `suspend` applies). Delete and re-create the "
               "ScoringJob to run a different spec.")
     st.observed_generation = obs.generation
+    if obs.spec is not None:
+        st.model_summary = model_summary(obs.spec)
 
     if st.phase in FINISHED:
         _ttl(d, obs, now)
@@ -213,6 +215,13 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
             st.progress = view.progress
     d.wake_at(deadline, now)
     return d
+
+
+def model_summary(spec: ScoringJobSpec) -> str:
+    """The MODEL printer column: the (first) model's uri, and how many more a multi-model job scores."""
+    entries = model_entries(spec)
+    more = f" (+{len(entries) - 1})" if len(entries) > 1 else ""
+    return f"{entries[0].spec.uri}{more}"
 
 
 def _start(d: Decision, obs: Observed, now: datetime, attempt: int, spec: ScoringJobSpec,

@@ -144,8 +144,14 @@ TF_PROBE = r"""
 import json, os, sys
 import tensorflow as tf
 x = tf.linalg.matmul(tf.constant([[1.0, 2.0]]), tf.constant([[3.0], [4.0]]))
+try:  # Keras 3 loads .keras archives: one Dense layer called on the matmul's input
+    import keras
+    layer = keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="zeros")
+    k = {"keras": keras.__version__, "kerasResult": float(layer(tf.constant([[1.0, 2.0]])).numpy()[0][0])}
+except Exception as exc:
+    k = {"kerasError": f"{type(exc).__name__}: {exc}"[:300]}
 print(json.dumps({"version": tf.__version__, "result": float(x.numpy()[0][0]),
-                  "gpus": len(tf.config.list_physical_devices("GPU"))}))
+                  "gpus": len(tf.config.list_physical_devices("GPU")), **k}))
 """
 
 
@@ -189,6 +195,21 @@ def check_tensorflow(f: Mapping[str, Any], probe: Mapping[str, Any]) -> Check:
                      f"TensorFlow {probe.get('version')} computed a wrong matmul ({probe.get('result')} instead of "
                      "11.0): rebuild the image from its locked requirements")
     return Check("tensorflow", True, f"{f.get('tensorflow')} ({f.get('tensorflowBuild')}) loads and runs an op")
+
+
+def check_keras(f: Mapping[str, Any], probe: Mapping[str, Any]) -> Check:
+    """Keras 3 (for .keras archives): it imports and a layer computes."""
+    if "error" in probe:
+        return Check("keras", None, "skipped: TensorFlow does not load")
+    if probe.get("kerasError") or not str(probe.get("keras", "")).startswith("3."):
+        cause = probe.get("kerasError") or f"Keras {probe.get('keras')} is not Keras 3"
+        return Check("keras", False, cause, f"Keras does not work here ({cause}); .keras models cannot load: rebuild "
+                                            "the image from its locked requirements (make image-runtime)")
+    if abs(probe.get("kerasResult", 0.0) - 3.0) > 1e-6:
+        return Check("keras", False, f"a Dense layer gave {probe.get('kerasResult')}",
+                     f"Keras {probe.get('keras')} computed a wrong Dense layer ({probe.get('kerasResult')} instead of "
+                     "3.0): rebuild the image from its locked requirements")
+    return Check("keras", True, f"Keras {probe['keras']} loads and runs a layer")
 
 
 def check_java(f: Mapping[str, Any]) -> Check:
@@ -320,6 +341,7 @@ def run(gpus: int = 0, manifest: str | Path | None = None) -> Report:
         check_glibc(f, f.get("tensorflowWheel")),
         check_cpu(f, _cpuinfo()),
         check_tensorflow(f, probe),
+        check_keras(f, probe),
         java,
         spark,
         check_gpus(f, gpus, probe),

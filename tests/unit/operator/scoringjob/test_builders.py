@@ -84,7 +84,7 @@ def props(job: ScoringJob, attempt: int = 1) -> dict[str, str]:
 
 # Where each spec field goes; a new field in the model without a line here fails test_every_field_has_a_destination.
 DESTINATIONS = {
-    "model": "job.json", "input": "job.json", "output": "job.json", "batch_size": "job.json",
+    "model": "job.json", "models": "job.json", "input": "job.json", "output": "job.json", "batch_size": "job.json",
     "on_invalid_row": "job.json", "quarantine_uri": "job.json",
     "driver": "driver pod resources + spark.driver.*", "executor": "spark.executor.* + executor template",
     "image": "driver + executors", "spark_conf": "spark.properties (last)",
