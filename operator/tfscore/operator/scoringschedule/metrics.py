@@ -10,7 +10,7 @@ SCHEDULE = ["namespace", "schedule"]
 
 class ScheduleMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
+        r = self.registry = registry
         self.started = Counter("tfscore_schedule_runs_started", "Runs a ScoringSchedule created.", SCHEDULE,
                                registry=r)
         self.succeeded = Counter("tfscore_schedule_runs_succeeded", "Runs of a ScoringSchedule that succeeded.",
