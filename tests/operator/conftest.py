@@ -20,6 +20,7 @@ import pytest
 
 from harness.controlplane import api_client, apply_crds, kubeconfig_fixture
 from harness.operator_process import Operator
+from harness.schedules import OPERATOR_ENV, Schedules
 from harness.scoringjobs import Cluster
 
 
@@ -58,7 +59,7 @@ def crd(api: Any) -> None:
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"))
+    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"), env=OPERATOR_ENV)  # schedules: scaled time
     op.start()
     try:
         yield op
@@ -86,3 +87,8 @@ def namespace(core: Any, operator: Operator) -> Iterator[str]:
 @pytest.fixture
 def k8s(core: Any, custom: Any, namespace: str) -> Cluster:
     return Cluster(core, custom, namespace)
+
+
+@pytest.fixture
+def schedules(core: Any, custom: Any, namespace: str) -> Schedules:
+    return Schedules(core, custom, namespace)

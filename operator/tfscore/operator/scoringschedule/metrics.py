@@ -26,6 +26,9 @@ class ScheduleMetrics:
         self.drift = Gauge("tfscore_schedule_drift", "The latest finished run's drift per prediction column (PSI or "
                            "KS, see the metric label).", [*SCHEDULE, "column", "metric"], registry=r)
 
+    def set_drift(self, namespace: str, schedule: str, column: str, metric: str, value: float) -> None:
+        self.drift.labels(namespace, schedule, column, metric).set(value)
+
     def forget(self, namespace: str, schedule: str) -> None:
         """A deleted schedule's series go with it (they would otherwise be exported forever)."""
         for metric in (self.started, self.succeeded, self.failed, self.skipped, self.drift):
