@@ -17,6 +17,7 @@ Run with PYTHONPATH=tests (as `make bench-admission` does) so the shared test ha
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -52,23 +53,23 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "mean": round(statistics.fmean(ordered), 3)}
 
 
-class PodWatch(threading.Thread):
-    """Raw watch on the namespace's driver pods; records when each job's first driver pod is first seen."""
+class ObjectWatch(threading.Thread):
+    """Raw list + watch through `lister` (a kubernetes client list call, e.g. core.list_namespaced_pod bound to a
+    namespace); records when each object's `key` (a function of the object, None to ignore it) is first seen."""
 
-    def __init__(self, core: Any, namespace: str) -> None:
+    def __init__(self, lister: Any, key: Any) -> None:
         super().__init__(daemon=True)
-        self.core, self.ns = core, namespace
+        self.lister, self.key = lister, key
         self.seen: dict[str, float] = {}
         self.ready = threading.Event()
         self.stop = False
 
     def run(self) -> None:
-        listing = self.core.list_namespaced_pod(self.ns, label_selector="tfscore.io/role=driver", limit=1)
-        rv = listing.metadata.resource_version
+        listing = self.lister(limit=1, _preload_content=False)
+        rv = json.loads(listing.data)["metadata"]["resourceVersion"]
         while not self.stop:
-            resp = self.core.list_namespaced_pod(
-                self.ns, label_selector="tfscore.io/role=driver", watch=True, resource_version=rv,
-                allow_watch_bookmarks=True, timeout_seconds=60, _preload_content=False)
+            resp = self.lister(watch=True, resource_version=rv, allow_watch_bookmarks=True, timeout_seconds=60,
+                               _preload_content=False)
             self.ready.set()
             try:
                 rv = self._consume(resp, rv)
@@ -89,12 +90,20 @@ class PodWatch(threading.Thread):
                 obj = event["object"]
                 rv = obj["metadata"].get("resourceVersion", rv)
                 if event["type"] == "ADDED":
-                    job = (obj["metadata"].get("labels") or {}).get("tfscore.io/job")
-                    if job and job not in self.seen:
-                        self.seen[job] = now
+                    key = self.key(obj)
+                    if key and key not in self.seen:
+                        self.seen[key] = now
             if self.stop:
                 break
         return rv
+
+
+class PodWatch(ObjectWatch):
+    """The namespace's driver pods; records when each job's first driver pod is first seen."""
+
+    def __init__(self, core: Any, namespace: str) -> None:
+        super().__init__(functools.partial(core.list_namespaced_pod, namespace, label_selector="tfscore.io/role=driver"),
+                         lambda pod: (pod["metadata"].get("labels") or {}).get("tfscore.io/job"))
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:

@@ -12,7 +12,9 @@
 |                                     |                                      | doubles per failure                              |
 | TFSCORE_BACKOFF_MAX_SECONDS         | 360                                  | Cap of the retry delay                           |
 | TFSCORE_WORKERS                     | 8                                    | Concurrent reconciles (threads, API connections) |
-|                                     |                                      | per kind                                         |
+| TFSCORE_SCHEDULE_WORKERS            | 16                                   | Concurrent ScoringSchedule reconciles: at a fire |
+|                                     |                                      | time shared by many schedules, runs are created  |
+|                                     |                                      | this many at once                                |
 | TFSCORE_SCHEDULE_TIME_SCALE         | 1                                    | TEST ONLY: schedule time runs this many times    |
 |                                     |                                      | faster than the API server's clock               |
 | TFSCORE_SCHEDULE_TIME_ANCHOR        | 2026-01-01T00:00:00Z                 | TEST ONLY: where scaled and server time agree    |
@@ -41,6 +43,7 @@ class OperatorConfig:
     backoff_base_seconds: float = 10.0
     backoff_max_seconds: float = 360.0
     workers: int = 8
+    schedule_workers: int = 16
     schedule_time_scale: float = 1.0
     schedule_time_anchor: str = "2026-01-01T00:00:00Z"
 
@@ -53,6 +56,7 @@ class OperatorConfig:
         "backoff_base_seconds": "TFSCORE_BACKOFF_BASE_SECONDS",
         "backoff_max_seconds": "TFSCORE_BACKOFF_MAX_SECONDS",
         "workers": "TFSCORE_WORKERS",
+        "schedule_workers": "TFSCORE_SCHEDULE_WORKERS",
         "schedule_time_scale": "TFSCORE_SCHEDULE_TIME_SCALE",
         "schedule_time_anchor": "TFSCORE_SCHEDULE_TIME_ANCHOR",
     }
@@ -85,6 +89,8 @@ class OperatorConfig:
             problems.append("TFSCORE_BACKOFF_BASE_SECONDS must be >= 0 and <= TFSCORE_BACKOFF_MAX_SECONDS")
         if self.workers < 1:
             problems.append(f"TFSCORE_WORKERS={self.workers}: must be >= 1")
+        if self.schedule_workers < 1:
+            problems.append(f"TFSCORE_SCHEDULE_WORKERS={self.schedule_workers}: must be >= 1")
         if not 0 < self.schedule_time_scale <= 3600:
             problems.append(f"TFSCORE_SCHEDULE_TIME_SCALE={self.schedule_time_scale}: must be > 0 and <= 3600 "
                             "(and 1 outside tests)")

@@ -35,6 +35,7 @@ class Controller:
         self.jobs: dict[Key, dict[str, Any]] = {}
         self.pods: dict[Key, dict[int, dict[str, Any]]] = collections.defaultdict(dict)
         self.bound: dict[str, ScoringJob] = {}          # uid → the manifest its run is bound to
+        self.hold: Callable[[Mapping[str, Any]], float] = lambda body: 0.0  # seconds to wait before looking at it
         self.queue = WorkQueue(self._reconcile, workers, name="tfscore",
                                on_error=lambda key: self.ctx.metrics.reconciles.labels("error").inc())
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
@@ -100,6 +101,9 @@ class Controller:
         body = self.jobs.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return  # gone or going: garbage collection removes what it owns
+        if (wait := self.hold(body)) > 0:  # e.g. a schedule's run while other schedules still create theirs
+            self.enqueue(key, wait)
+            return
         pods = dict(self.pods.get(key, {}))
         bound = self.bound.get(body["metadata"]["uid"])
         ctx = contextvars.copy_context()  # kopf's event poster lives in context variables

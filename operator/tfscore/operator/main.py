@@ -60,7 +60,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.label_selectors["v1", "pods"] = f"{builders.LABEL_ROLE}={builders.ROLE_DRIVER}"
     settings.networking.request_timeout = 60
     settings.persistence.diffbase_storage = NoDiffBase()
-    api = api_client(2 * config.workers + 4)  # both kinds' workers, the events and the clock probe
+    api = api_client(config.workers + config.schedule_workers + 4)  # both kinds' workers, events, the clock probe
     kube = Kube(api)
     memo.event_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
     metrics = Metrics(phases=lambda: controller.phases())
@@ -68,6 +68,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     controller = Controller(Context(kube=kube, config=config, metrics=metrics, post_event=post_event),
                             workers=config.workers)
     memo.schedules = schedules.controller(api, config, metrics.registry, post_event)
+    controller.hold = memo.schedules.admission_hold
     metrics.serve(memo.metrics_port)
     memo.controller = controller
     await controller.start()

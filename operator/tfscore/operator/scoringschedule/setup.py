@@ -19,4 +19,4 @@ def controller(api: client.ApiClient, config: OperatorConfig, registry: Collecto
     clock = ScheduleClock(server, scale=config.schedule_time_scale, anchor=config.anchor())
     ctx = Context(kube=ScheduleKube(api, server), clock=clock, metrics=ScheduleMetrics(registry),
                   post_event=post_event)
-    return ScheduleController(ctx, workers=config.workers)
+    return ScheduleController(ctx, workers=config.schedule_workers)

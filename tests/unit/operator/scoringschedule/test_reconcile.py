@@ -92,30 +92,36 @@ def current(kube):
     return copy.deepcopy(kube.objects[("ScoringSchedule", "s")])
 
 
-def test_create_then_record_then_adopt_on_a_replay():
+def runs_of(kube):
+    return {k[1]: copy.deepcopy(v) for k, v in kube.objects.items() if k[0] == "ScoringJob"}
+
+
+def test_create_first_record_in_a_second_pass_and_adopt_on_a_replay():
     kube, ctx, events = setup()
     out = handlers.reconcile(ctx, current(kube), {})
     name = run_name("s", T0)
-    assert kube.calls == [f"create {name}", "patch status"] and events == ["Started"]
-    assert out.runs[0]["spec"]["input"]["uri"] == "i/10" and out.requeue_at == T0 + timedelta(hours=1)
+    assert kube.calls == [f"create {name}"] and events == ["Started"] and out.followup, "the run first, status later"
+    assert out.runs[0]["spec"]["input"]["uri"] == "i/10"
+    assert "status" not in kube.objects[("ScoringSchedule", "s")]
+    second = handlers.reconcile(ctx, current(kube), runs_of(kube))
+    assert kube.calls == [f"create {name}", "patch status"] and not second.followup
+    assert second.requeue_at == T0 + timedelta(hours=1) and events == ["Started"]
     st = kube.objects[("ScoringSchedule", "s")]["status"]
     assert st["lastScheduleTime"] == "2026-11-24T10:00:00Z" and st["activeCount"] == 1
     # the status write was lost (a crash): the replay finds the run by name and adopts it
-    stale = copy.deepcopy(current(kube))
-    stale["status"] = {}
     kube.objects[("ScoringSchedule", "s")]["status"] = {}
     kube.calls.clear()
-    handlers.reconcile(ctx, stale, {name: kube.objects[("ScoringJob", name)]})
+    handlers.reconcile(ctx, current(kube), runs_of(kube))
     assert kube.calls == ["patch status"] and events == ["Started"], "adopted: no second create, no second event"
 
 
 def test_create_409_adopts_an_owned_run():
     kube, ctx, events = setup()
     handlers.reconcile(ctx, current(kube), {})
-    kube.objects[("ScoringSchedule", "s")]["status"] = {}
     kube.calls.clear()
     out = handlers.reconcile(ctx, current(kube), {})  # the cache missed the run: create returns 409
-    assert kube.calls[0].startswith("create") and events == ["Started"] and out.runs
+    assert kube.calls == [f"create {run_name('s', T0)}", "patch status"] and events == ["Started"] and out.runs
+    assert not out.followup
     assert ctx.metrics.registry.get_sample_value("tfscore_schedule_runs_started_total",
                                                  {"namespace": "ns", "schedule": "s"}) == 1
 
@@ -123,6 +129,7 @@ def test_create_409_adopts_an_owned_run():
 def test_forbid_rereads_an_active_run_before_skipping():
     kube, ctx, events = setup("Forbid", now=T0 + timedelta(hours=1, seconds=1))
     handlers.reconcile(ctx, current(kube), {})  # 11:00:01: the 11:00 run (10:00 is a missed time)
+    handlers.reconcile(ctx, current(kube), runs_of(kube))
     first = run_name("s", T0 + timedelta(hours=1))
     cached = copy.deepcopy(kube.objects[("ScoringJob", first)])
     kube.objects[("ScoringJob", first)]["status"] = {"phase": "Succeeded"}  # finished; the cache does not know yet
@@ -130,7 +137,7 @@ def test_forbid_rereads_an_active_run_before_skipping():
     kube.calls.clear()
     handlers.reconcile(ctx, current(kube), {first: cached})
     second = run_name("s", T0 + timedelta(hours=2))
-    assert kube.calls == [f"get {first}", f"create {second}", "patch status"], "re-read, then not skipped"
+    assert kube.calls == [f"get {first}", f"create {second}"], "re-read, then not skipped"
     assert "Skipped" not in events
 
 
@@ -142,18 +149,21 @@ def test_a_refused_create_retries_later_and_says_why():
     assert out.retry_after == handlers.CREATE_RETRY_SECONDS and "CreateFailed" in events
     assert "lastScheduleTime" not in st and "exceeded quota" in st["message"]
     kube.reject = False
-    handlers.reconcile(ctx, current(kube), {})
+    assert handlers.reconcile(ctx, current(kube), {}).followup
+    handlers.reconcile(ctx, current(kube), runs_of(kube))
     assert kube.objects[("ScoringSchedule", "s")]["status"]["lastScheduleTime"] == "2026-11-24T10:00:00Z"
 
 
 def test_a_status_conflict_refreshes():
     kube, ctx, _ = setup()
+    handlers.reconcile(ctx, current(kube), {})
     stale = current(kube)
     kube._stamp(kube.objects[("ScoringSchedule", "s")])  # someone else wrote meanwhile
-    out = handlers.reconcile(ctx, stale, {})
+    out = handlers.reconcile(ctx, stale, runs_of(kube))
     assert out.refresh and out.schedule["metadata"]["resourceVersion"] != stale["metadata"]["resourceVersion"]
-    out2 = handlers.reconcile(ctx, out.schedule, {})
-    assert not out2.refresh and kube.calls.count(f"create {run_name('s', T0)}") == 2  # 2nd: 409, adopted
+    out2 = handlers.reconcile(ctx, out.schedule, runs_of(kube))
+    assert not out2.refresh and kube.calls.count(f"create {run_name('s', T0)}") == 1
+    assert kube.objects[("ScoringSchedule", "s")]["status"]["lastScheduleTime"] == "2026-11-24T10:00:00Z"
 
 
 def test_an_invalid_schedule_says_so():
