@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import heapq
+import itertools
 import logging
 import random
 from collections.abc import Mapping
@@ -52,14 +53,10 @@ class ScheduleController:
         self._due_heap: list[tuple[datetime, Key]] = []  # the same, earliest first (stale entries dropped lazily)
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        for _ in range(FIRST_PROBES):
-            try:
-                await loop.run_in_executor(self._executor, self.ctx.kube.probe)
-            except Exception as exc:  # noqa: BLE001 - the probe loop keeps trying; until then the local clock
-                log.warning("cannot read the API server's clock yet: %s", exc)
-                break
-            await asyncio.sleep(0.125)
+        try:  # one reading before any decision; the probe loop narrows it (FIRST_PROBES) while the operator starts
+            await asyncio.get_running_loop().run_in_executor(self._executor, self.ctx.kube.probe)
+        except Exception as exc:  # noqa: BLE001 - the probe loop keeps trying; until then the local clock
+            log.warning("cannot read the API server's clock yet: %s", exc)
         await self.queue.start()
         self._probe = asyncio.create_task(self._probe_loop(), name="tfscore-clock-probe")
 
@@ -103,8 +100,8 @@ class ScheduleController:
 
     async def _probe_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(random.uniform(*PROBE_SECONDS))
+        for probe in itertools.count():
+            await asyncio.sleep(0.125 if probe < FIRST_PROBES else random.uniform(*PROBE_SECONDS))
             try:
                 await loop.run_in_executor(self._executor, self.ctx.kube.probe)
             except Exception as exc:  # noqa: BLE001 - a missed probe only widens the bound a little
