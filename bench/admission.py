@@ -17,6 +17,7 @@ Run with PYTHONPATH=tests (as `make bench-admission` does) so the shared test ha
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -197,6 +199,27 @@ def run_phase(api: Any, label: str, jobs: int, rate_per_min: float, creators: in
     return result
 
 
+@contextlib.contextmanager
+def operator_on_a_control_plane(name: str, workers: int, pool: int) -> Iterator[tuple[Any, Operator, dict[str, int]]]:
+    """The operator tier's control plane (or $TFSCORE_OPERATOR_KUBECONFIG) with tfscore's CRDs and a real operator
+    (`workers` reconcile workers, logs in bench/work/<name>) → (API client, operator, pids to account CPU to)."""
+    work = HERE / "work" / name
+    work.mkdir(parents=True, exist_ok=True)
+    plane = ControlPlane("operator-tier", kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
+    t = time.time()
+    kubeconfig = plane.start()
+    print(f"control plane ready in {time.time() - t:.1f}s ({kubeconfig})", flush=True)
+    operator = Operator(kubeconfig, work, env={"TFSCORE_WORKERS": str(workers)})
+    api = api_client(kubeconfig, pool=pool)
+    try:
+        apply_crds(api)
+        operator.start()
+        yield api, operator, {"operator": operator.proc.pid, "bench": os.getpid(), **plane.pids()}
+    finally:
+        operator.stop()
+        plane.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=1000)
@@ -209,25 +232,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "admission.json")
     args = parser.parse_args()
 
-    work = HERE / "work" / "admission"
-    work.mkdir(parents=True, exist_ok=True)
-    plane = ControlPlane("operator-tier", kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
-    t = time.time()
-    kubeconfig = plane.start()
-    print(f"control plane ready in {time.time() - t:.1f}s ({kubeconfig})", flush=True)
-    operator = Operator(kubeconfig, work, env={"TFSCORE_WORKERS": str(args.workers)})
     phases: dict[str, Any] = {}
-    api = api_client(kubeconfig, pool=args.creators + 4)
-    try:
-        apply_crds(api)
-        operator.start()
-        pids = {"operator": operator.proc.pid, "bench": os.getpid(), **plane.pids()}
+    with operator_on_a_control_plane("admission", args.workers, args.creators + 4) as (api, operator, pids):
         for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
             rate = 0.0 if phase == "burst" else args.rate
             phases[phase] = run_phase(api, phase, args.jobs, rate, args.creators, args.timeout, pids)
-    finally:
-        operator.stop()
-        plane.stop()
 
     # Throughput: the best sustained admission rate; latency: as seen at an offered rate above the target (paced).
     # The burst phase's latency is reported too, but it includes queueing whenever the offered rate beats throughput.

@@ -32,10 +32,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from admission import ObjectWatch, PodWatch, cpu_seconds, percentiles
+from admission import ObjectWatch, PodWatch, cpu_seconds, operator_on_a_control_plane, percentiles
 
-from harness.common import CI
-from harness.controlplane import ControlPlane, api_client, apply_crds
 from harness.operator_process import Operator
 from harness.schedules import parse, scoringschedule
 
@@ -69,22 +67,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "schedules.json")
     args = parser.parse_args()
 
-    work = HERE / "work" / "schedules"
-    work.mkdir(parents=True, exist_ok=True)
-    plane = ControlPlane("operator-tier", kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
-    t = time.time()
-    kubeconfig = plane.start()
-    print(f"control plane ready in {time.time() - t:.1f}s ({kubeconfig})", flush=True)
-    operator = Operator(kubeconfig, work, env={"TFSCORE_WORKERS": str(args.workers)})
-    api = api_client(kubeconfig, pool=args.creators + 4)
-    try:
-        apply_crds(api)
-        operator.start()
-        pids = {"operator": operator.proc.pid, "bench": os.getpid(), **plane.pids()}
+    with operator_on_a_control_plane("schedules", args.workers, args.creators + 4) as (api, operator, pids):
         report = run(api, args, pids, operator)
-    finally:
-        operator.stop()
-        plane.stop()
     report["operator"]["log"] = str(operator.log)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({"p50_s": report["lateness_s"].get("p50"), "p99_s": report["lateness_s"].get("p99"),

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tfscore.api.common import CONDITIONS_LIST, Condition, ObjectMeta, StatusModel, WireModel
 from tfscore.api.schedule_template import check_template, template_rule
@@ -142,22 +142,14 @@ class ScoringScheduleSpec(WireModel):
         "Compare each run's predictions with the previous successful run's and warn or fail beyond a "
         "threshold."))] = None
 
-    @field_validator("schedule")
+    @field_validator("schedule", "time_zone")
     @classmethod
-    def _schedule(cls, v: str) -> str:
+    def _time(cls, v: str, info: ValidationInfo) -> str:
+        check, field = (parse_schedule, "schedule") if info.field_name == "schedule" else (load_zone, "timeZone")
         try:
-            parse_schedule(v)
-        except ValueError as exc:
-            raise ValueError(str(exc).removeprefix("schedule: ")) from None
-        return v
-
-    @field_validator("time_zone")
-    @classmethod
-    def _zone(cls, v: str) -> str:
-        try:
-            load_zone(v)
-        except ValueError as exc:
-            raise ValueError(str(exc).removeprefix("timeZone: ")) from None
+            check(v)
+        except ValueError as exc:  # the message names the field already: say it once
+            raise ValueError(str(exc).removeprefix(f"{field}: ")) from None
         return v
 
     @model_validator(mode="after")

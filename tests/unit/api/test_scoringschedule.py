@@ -14,6 +14,8 @@ from tfscore.api.schedule_time import SCHEDULE_RULE, TIME_ZONE_RULE
 from tfscore.api.scoringjob import ScoringJob
 from tfscore.api.scoringschedule import ScoringSchedule
 
+from .test_crd import _walk
+
 TEMPLATE = {"model": {"uri": "s3a://m/"}, "input": {"uri": "s3a://in/dt=${scheduledTime:%Y-%m-%d}/"},
             "output": {"uri": "s3a://out/"}}
 
@@ -90,16 +92,6 @@ def rendered() -> dict:
 @pytest.fixture(scope="module")
 def spec_schema(rendered) -> dict:
     return rendered["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-
-
-def _walk(node, path="$"):
-    yield path, node
-    for name, sub in (node.get("properties") or {}).items():
-        yield from _walk(sub, f"{path}.{name}")
-    if isinstance(node.get("items"), dict):
-        yield from _walk(node["items"], f"{path}[]")
-    if isinstance(node.get("additionalProperties"), dict):
-        yield from _walk(node["additionalProperties"], f"{path}{{}}")
 
 
 def test_checked_in_crd_matches_the_models():
