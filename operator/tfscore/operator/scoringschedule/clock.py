@@ -49,10 +49,15 @@ class ServerClock:
             return
         with self._lock:
             self._samples.append((sent, received, server))
+            expired = False
             while self._samples and self._samples[0][1] < received - WINDOW:
                 self._samples.popleft()
-            lo = max(d - r for s, r, d in self._samples)
-            hi = min(d + 1 - s for s, r, d in self._samples)
+                expired = True
+            if self._bounds is None or expired:  # recompute; else narrow by the new sample alone (every response)
+                lo = max(d - r for s, r, d in self._samples)
+                hi = min(d + 1 - s for s, r, d in self._samples)
+            else:
+                lo, hi = max(self._bounds[0], server - received), min(self._bounds[1], server + 1 - sent)
             if lo > hi:  # the server's clock was stepped: only the newest sample holds
                 self._samples = collections.deque([self._samples[-1]], maxlen=256)
                 lo, hi = server - received, server + 1 - sent

@@ -37,7 +37,7 @@ class ScheduleKube(Kube):
 
     def probe(self) -> None:
         """GET /version: a cheap response whose Date header samples the server's clock."""
-        self._timed(lambda: self.version.get_code(_preload_content=False, _request_timeout=10))
+        self._json(lambda: self.version.get_code(_preload_content=False, _request_timeout=10))  # read: frees the connection
 
     def create_run(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create the run's ScoringJob; on 409 return the one already there. → (object, created)."""
