@@ -121,8 +121,21 @@ def _unexpected(exc: BaseException, log: RunLog) -> str:
     else:
         sys.stderr.write(trace)
         where = "details above"
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    from tfscore.runtime.errors import cause
+
+    first = cause(exc)
     return f"tfscore failed unexpectedly: {type(exc).__name__}: {first} ({where}; please report it)"
+
+
+def _report_failure(term: Path | None, reason: str, message: str) -> None:
+    """The termination message of a failed run: contract.Failure (reason + the one sentence), within the kubelet's limit."""
+    import json
+
+    from tfscore.api.contract import MAX_TERMINATION_MESSAGE, Failure
+
+    if term:
+        room = MAX_TERMINATION_MESSAGE - len(reason) - 40
+        term.write_text(json.dumps(Failure(reason=reason, message=message[:room]).to_wire()))
 
 
 def _execute(job, master: str | None, spark_properties: str | None, termination_log: str | None,
@@ -131,7 +144,6 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
 
     from rich.console import Console
 
-    from tfscore.api.contract import MAX_TERMINATION_MESSAGE
     from tfscore.api.manifest import ManifestError
     from tfscore.runtime.errors import TfscoreError
 
@@ -144,13 +156,11 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
         props = read_properties(spark_properties)
         result = run_job(job, RunOptions(master=master, properties=props, show_progress=console.is_terminal))
     except (TfscoreError, ManifestError) as exc:
-        if term:
-            term.write_text(str(exc)[:MAX_TERMINATION_MESSAGE])
+        _report_failure(term, getattr(exc, "reason", "RunFailed"), str(exc))
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one sentence, never a traceback
         message = _unexpected(exc, log)
-        if term:
-            term.write_text(message[:MAX_TERMINATION_MESSAGE])
+        _report_failure(term, "InternalError", message)
         _fail(message, code=1)
     if term:
         term.write_text(json.dumps(result.to_wire()))

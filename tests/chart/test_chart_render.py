@@ -81,6 +81,25 @@ def test_operator_rules_cover_its_api_calls_and_nothing_more(helm: Helm) -> None
     }
 
 
+@pytest.mark.parametrize("cluster_wide", [False, True], ids=["namespaced", "cluster-wide"])
+def test_kueue_adds_workload_rules_a_read_only_cluster_role_and_the_switch(helm: Helm, cluster_wide: bool) -> None:
+    off = helm.template({"clusterWide": cluster_wide}, namespace=NS)
+    assert env_of(operator_container(off))["TFSCORE_KUEUE"] == "false"
+    assert not [d for d in off if d["metadata"]["name"].endswith("-kueue")]
+    assert all(group != "kueue.x-k8s.io" for role in kinds(off, "Role") + kinds(off, "ClusterRole")
+               for group, _ in operator_rules(role))
+    on = helm.template({"clusterWide": cluster_wide, "kueue": {"enabled": True}}, namespace=NS)
+    assert env_of(operator_container(on))["TFSCORE_KUEUE"] == "true"
+    rules = operator_rules(one(on, "ClusterRole" if cluster_wide else "Role", "-operator"))
+    assert rules[("kueue.x-k8s.io", "workloads")] == {"create", "get", "list", "watch", "patch", "delete"}
+    assert rules[("kueue.x-k8s.io", "workloads/status")] == {"get", "patch"}
+    assert operator_rules(one(on, "ClusterRole", "-kueue")) == {("kueue.x-k8s.io", "resourceflavors"): {"get"},
+                                                               ("scheduling.k8s.io", "priorityclasses"): {"get", "list"}}
+    binding = one(on, "ClusterRoleBinding", "-kueue")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "t-tfscore-kueue"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "t-tfscore", "namespace": NS}]
+
+
 def test_driver_role_is_what_spark_needs(helm: Helm) -> None:
     rules = operator_rules(one(helm.template(namespace=NS), "Role", "-driver"))
     crud = {"create", "get", "list", "watch", "delete", "patch", "update"}

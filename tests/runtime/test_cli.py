@@ -58,7 +58,8 @@ def test_failure_exit_code_message_and_termination_log(models, tmp_path):
     proc = tfscore("run", manifest, "--termination-log", term)
     assert proc.returncode == 2
     assert "model.version: version 9 not found" in proc.stderr and "Traceback" not in proc.stderr
-    assert term.read_text().startswith("model.version: version 9 not found")
+    failure = json.loads(term.read_text())  # api.contract.Failure: the operator names the failure by its reason
+    assert failure["reason"] == "RunFailed" and failure["message"].startswith("model.version: version 9 not found")
 
 
 def test_manifest_with_unknown_and_mistyped_fields(models, tmp_path):
@@ -116,6 +117,7 @@ def test_sigterm_while_scoring_discards_the_staging(models, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err[-3000:]
     assert "terminated (SIGTERM" in err and "nothing was committed" in term.read_text()
+    assert json.loads(term.read_text())["reason"] == "Terminated"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "job.yaml", "termination-log"], list(tmp_path.iterdir())
 
 

@@ -30,6 +30,7 @@ MAX_TERMINATION_MESSAGE = 4000  # the kubelet keeps at most 4096 bytes of a term
 class ModelStatus(StatusModel):
     """The model a run actually scored with."""
 
+    name: Annotated[str | None, Field(description="Its name, when the job scores several models.")] = None
     uri: Annotated[str | None, Field(description="The model URI as given in the spec.")] = None
     version: Annotated[str | None, Field(description="The version resolved at start (for 'latest').")] = None
     fingerprint: Annotated[str | None, Field(description="SavedModel fingerprint, checked on every executor.")] = None
@@ -70,7 +71,9 @@ class Result(StatusModel):
     rows_per_second: Annotated[float, Field(description="rowsIn / seconds.")]
     output_uri: Annotated[str, Field(description="Where the output was committed.")]
     quarantine_uri: Annotated[str | None, Field(description="Where quarantined rows were committed.")] = None
-    model: Annotated[ModelStatus | None, Field(description="The model scored with.")] = None
+    model: Annotated[ModelStatus | None, Field(description="The model scored with (the first, with several).")] = None
+    models: Annotated[list[ModelStatus], Field(description="Every model scored with, when the job scores "
+                                                           "several.")] = []
     statistics: Annotated[PredictionStatistics | None, Field(description="The predictions' statistics (and drift).")] \
         = None
     incremental: Annotated[IncrementalResult | None, Field(description="The partitions an incremental run scored.")] \

@@ -33,12 +33,13 @@ _ORDER = {k: i for i, k in enumerate([
 ])}
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Pending, Running, Succeeded, "
-                                                                                      "Failed or Suspended."},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Pending, Queued, Running, "
+                                                                                      "Succeeded, Failed or Suspended."},
     {"name": "Progress", "type": "integer", "jsonPath": ".status.progress.percent", "description": "Percent of tasks "
                                                                                                      "done."},
     {"name": "Rows", "type": "integer", "jsonPath": ".status.progress.rowsScored", "description": "Rows scored."},
-    {"name": "Model", "type": "string", "jsonPath": ".spec.model.uri", "description": "SavedModel URI."},
+    {"name": "Model", "type": "string", "jsonPath": ".status.modelSummary", "description": "The model's uri (the "
+                                                                                       "first's, +N more)."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Version", "type": "string", "jsonPath": ".status.model.version", "priority": 1,
      "description": "Model version actually scored with."},
@@ -75,9 +76,13 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         if branches is None:
             continue
         present = [b for b in branches if not _is_null(b)]
-        if len(present) == 1:  # Optional[X]: X, absent when None
+        if len(present) == 1:  # Optional[X]: X, absent when None (X converted once, below, with this node)
             del node[key]
-            merged = {**_structural(present[0], defs), **{k: v for k, v in node.items() if k != "default"}}
+            inner = dict(present[0])
+            ref = inner.pop("$ref", None)
+            if ref is not None:
+                inner = {**copy.deepcopy(defs[ref.rsplit("/", 1)[-1]]), **inner}
+            merged = {**inner, **{k: v for k, v in node.items() if k != "default"}}
             if node.get("default") is not None:
                 merged["default"] = node["default"]
             node = merged

@@ -18,6 +18,8 @@
 | TFSCORE_SCHEDULE_TIME_SCALE         | 1                                    | TEST ONLY: schedule time runs this many times    |
 |                                     |                                      | faster than the API server's clock               |
 | TFSCORE_SCHEDULE_TIME_ANCHOR        | 2026-01-01T00:00:00Z                 | TEST ONLY: where scaled and server time agree    |
+| TFSCORE_KUEUE                       | false                                | true: ScoringJobs labelled kueue.x-k8s.io/       |
+|                                     |                                      | queue-name wait for a Kueue Workload's admission |
 
 A value that does not parse stops the operator at start with the variable's name in the message.
 """
@@ -33,6 +35,14 @@ from typing import Any, ClassVar
 DEFAULT_RUNTIME_IMAGE = "localhost/tfscore/runtime:0.1.0"
 
 
+def _flag(raw: str) -> bool:
+    """true/false (any case); bool("false") would be True."""
+    value = raw.lower()
+    if value not in ("true", "false"):
+        raise ValueError(raw)
+    return value == "true"
+
+
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:
     runtime_image: str = DEFAULT_RUNTIME_IMAGE
@@ -46,6 +56,7 @@ class OperatorConfig:
     schedule_workers: int = 16
     schedule_time_scale: float = 1.0
     schedule_time_anchor: str = "2026-01-01T00:00:00Z"
+    kueue: bool = False
 
     _ENV: ClassVar[dict[str, str]] = {
         "runtime_image": "TFSCORE_RUNTIME_IMAGE",
@@ -59,6 +70,7 @@ class OperatorConfig:
         "schedule_workers": "TFSCORE_SCHEDULE_WORKERS",
         "schedule_time_scale": "TFSCORE_SCHEDULE_TIME_SCALE",
         "schedule_time_anchor": "TFSCORE_SCHEDULE_TIME_ANCHOR",
+        "kueue": "TFSCORE_KUEUE",
     }
 
     @classmethod
@@ -72,9 +84,10 @@ class OperatorConfig:
                 continue
             kind = type(field.default)
             try:
-                values[field.name] = kind(raw)
+                values[field.name] = _flag(raw) if kind is bool else kind(raw)
             except ValueError:
-                raise ValueError(f"{var}={raw!r}: expected {kind.__name__}") from None
+                raise ValueError(f"{var}={raw!r}: expected {'true or false' if kind is bool else kind.__name__}") \
+                    from None
         config = cls(**values)
         config.check()
         return config

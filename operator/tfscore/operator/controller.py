@@ -1,6 +1,7 @@
 """The ScoringJob reconcile loop: a cache fed by kopf's watch events, the work queue (workqueue.py), N workers.
 
-kopf watches ScoringJobs and driver pods and hands every event to `job_event` / `pod_event` (cheap: cache + enqueue).
+kopf watches ScoringJobs and driver pods (and, with Kueue on, tfscore's Workloads) and hands every event to
+`job_event` / `pod_event` / `workload_event` (cheap: cache + enqueue).
 Workers take one key at a time (never the same key twice at once) and run `handlers.reconcile` in a thread pool on the
 shared API client. A reconcile returns when to look again (backoff, startup timeout, deadline, TTL); that becomes a timer.
 Everything the operator knows is rebuilt from the API server on start (kopf lists before it watches), so a restarted
@@ -34,6 +35,7 @@ class Controller:
         self.ctx, self.workers, self.clock = ctx, workers, clock
         self.jobs: dict[Key, dict[str, Any]] = {}
         self.pods: dict[Key, dict[int, dict[str, Any]]] = collections.defaultdict(dict)
+        self.workloads: dict[Key, dict[str, dict[str, Any]]] = collections.defaultdict(dict)  # job → name → Workload
         self.bound: dict[str, ScoringJob] = {}          # uid → the manifest its run is bound to
         self.hold: Callable[[Mapping[str, Any]], float] = lambda body: 0.0  # seconds to wait before looking at it
         self.queue = WorkQueue(self._reconcile, workers, name="tfscore",
@@ -65,6 +67,7 @@ class Controller:
             if old is not None:
                 self.bound.pop(old["metadata"]["uid"], None)
             self.pods.pop(key, None)
+            self.workloads.pop(key, None)
             self.queue.forget(key)
             return
         if _newer(body, self.jobs.get(key)):
@@ -75,6 +78,24 @@ class Controller:
         key = self._store_pod(event_type, body)
         if key in self.jobs:
             self.enqueue(key)
+
+    def workload_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        key = self._store_workload(event_type, body)
+        if key in self.jobs:
+            self.enqueue(key)
+
+    def _store_workload(self, event_type: str | None, body: Mapping[str, Any]) -> Key | None:
+        job = (body["metadata"].get("labels") or {}).get(builders.LABEL_JOB)
+        if not job:
+            return None
+        key, name = (body["metadata"]["namespace"], job), body["metadata"]["name"]
+        if event_type == "DELETED":
+            self.workloads.get(key, {}).pop(name, None)
+            if not self.workloads.get(key):
+                self.workloads.pop(key, None)
+        elif _newer(body, self.workloads[key].get(name)):
+            self.workloads[key][name] = dict(body)
+        return key
 
     def _store_pod(self, event_type: str | None, body: Mapping[str, Any]) -> Key | None:
         labels = body["metadata"].get("labels") or {}
@@ -105,10 +126,11 @@ class Controller:
             self.enqueue(key, wait)
             return
         pods = dict(self.pods.get(key, {}))
+        workloads = dict(self.workloads.get(key, {}))
         bound = self.bound.get(body["metadata"]["uid"])
         ctx = contextvars.copy_context()  # kopf's event poster lives in context variables
         outcome: Outcome = await asyncio.get_running_loop().run_in_executor(
-            self._executor, ctx.run, reconcile, self.ctx, body, pods, bound, self.clock())
+            self._executor, ctx.run, reconcile, self.ctx, body, pods, bound, self.clock(), workloads)
         self.ctx.metrics.reconciles.labels("refresh" if outcome.refresh else "ok").inc()
         self._apply(key, body, outcome)
 
@@ -118,6 +140,10 @@ class Controller:
             self.bound[uid] = outcome.bound
         for pod in outcome.pods:
             self._store_pod("ADDED", pod)
+        if outcome.workload is not None:
+            self._store_workload("ADDED", outcome.workload)
+        if outcome.workload_gone is not None:
+            self.workloads.get(key, {}).pop(outcome.workload_gone, None)
         pods = self.pods.get(key, {})
         for name in outcome.deleted_pods:
             for attempt, pod in list(pods.items()):

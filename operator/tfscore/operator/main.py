@@ -21,8 +21,9 @@ from tfscore.api.schedule_run import LABEL_SCHEDULE
 from tfscore.operator.config import OperatorConfig
 from tfscore.operator.controller import Controller
 from tfscore.operator.kube import Kube, api_client
+from tfscore.operator.kueue_api import KueueApi
 from tfscore.operator.metrics import Metrics
-from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob import builders, queueing
 from tfscore.operator.scoringjob.lifecycle import Event
 from tfscore.operator.scoringjob.reconcile import Context, PostEvent
 from tfscore.operator.scoringschedule import setup as schedules
@@ -65,10 +66,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.event_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
     metrics = Metrics(phases=lambda: controller.phases())
     post_event = _event_poster(kube, memo.event_executor)
-    controller = Controller(Context(kube=kube, config=config, metrics=metrics, post_event=post_event),
-                            workers=config.workers)
+    controller = Controller(Context(kube=kube, config=config, metrics=metrics, post_event=post_event,
+                                    kueue=KueueApi(api) if config.kueue else None), workers=config.workers)
     memo.schedules = schedules.controller(api, config, metrics.registry, post_event)
     controller.hold = memo.schedules.admission_hold
+    if config.kueue:  # only tfscore's Workloads, filtered by the API server
+        settings.watching.label_selectors[queueing.GROUP, queueing.WORKLOADS] = builders.LABEL_JOB
+        if not controller.ctx.kueue.served():
+            # kopf notices CRDs created later, but only if discovery already lists them at the CRD's last event: a
+            # Kueue installed after the operator may go unwatched (admissions unseen) until the operator restarts.
+            log.error("TFSCORE_KUEUE is on but the API server does not serve %s/%s workloads: install Kueue (>= 0.15), "
+                      "then restart the operator; queued ScoringJobs say so in their status meanwhile",
+                      queueing.GROUP, queueing.VERSION)
     metrics.serve(memo.metrics_port)
     memo.controller = controller
     await controller.start()
@@ -109,6 +118,11 @@ async def driver_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
     memo.controller.pod_event(event.get("type"), event["object"])
 
 
+async def workload_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Registered by run_operator only with TFSCORE_KUEUE on (without Kueue's CRDs kopf would warn about it)."""
+    memo.controller.workload_event(event.get("type"), event["object"])
+
+
 @kopf.on.probe(id="reconcileQueue")
 def reconcile_queue(memo: kopf.Memo, **_: Any) -> int:
     return memo.controller.depth() + memo.schedules.depth()
@@ -123,6 +137,9 @@ def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standa
     peering record expires.
     """
     config = OperatorConfig.from_env()
+    if config.kueue:
+        kopf.on.event(queueing.GROUP, queueing.VERSION, queueing.WORKLOADS,
+                      labels={builders.LABEL_JOB: kopf.PRESENT})(workload_event)
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per watch event
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # not a line per liveness probe

@@ -23,7 +23,7 @@ from tfscore.operator.config import OperatorConfig
 from tfscore.operator.kube import Conflict, Kube, Rejected
 from tfscore.operator.metrics import Metrics
 from tfscore.operator.objects import merge_patch, owned_by, parse_time
-from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob import builders, queued
 from tfscore.operator.scoringjob.lifecycle import Decision, Event, Observed, decide
 
 log = logging.getLogger("tfscore.operator")
@@ -38,6 +38,7 @@ class Context:
     config: OperatorConfig
     metrics: Metrics
     post_event: PostEvent
+    kueue: Any = None                             # KueueApi when the Kueue integration is on (TFSCORE_KUEUE)
 
 
 @dataclasses.dataclass
@@ -48,6 +49,8 @@ class Outcome:
     deleted_pods: list[str] = dataclasses.field(default_factory=list)
     bound: ScoringJob | None = None               # the manifest the run is bound to (ConfigMap job.json)
     refresh: bool = False                         # our view was stale: `job` is a fresh read (None: gone)
+    workload: dict[str, Any] | None = None        # the Kueue Workload as last written or read (for the cache)
+    workload_gone: str | None = None              # a Workload deleted here
 
 
 class Blocked(Exception):
@@ -108,25 +111,29 @@ def _read_bound(kube: Kube, ns: str, name: str, uid: str) -> ScoringJob | None:
         return None
 
 
-def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: Decision,
-                    now: datetime) -> dict[str, Any]:
-    """ConfigMap (this attempt's spark.properties), Service, then the driver pod; each adopted if already there."""
+def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: Decision, now: datetime,
+                    placement: Mapping[str, builders.Placement]) -> dict[str, Any]:
+    """ConfigMap (this attempt's spark.properties and executor template), Service, then the driver pod; each adopted if
+    already there. `placement`: per role, where the queue's admission puts the pods (empty when not queued)."""
     attempt, st = d.create_attempt or 0, d.status
     uid, name, ns = body["metadata"]["uid"], job.metadata.name, body["metadata"]["namespace"]
-    cm = builders.config_map(job, body, ctx.config, attempt)
+    cm = builders.config_map(job, body, ctx.config, attempt, placement.get(builders.ROLE_EXECUTOR))
     existing, created = ctx.kube.create(cm)
     if not created:
         _check_owner(existing, uid, name)
-        props = cm["data"][contract.PROPERTIES_KEY]
-        if (existing.get("data") or {}).get(contract.PROPERTIES_KEY) != props:
-            ctx.kube.patch_config_map(ns, cm["metadata"]["name"], {contract.PROPERTIES_KEY: props})
+        have = existing.get("data") or {}
+        changed = {k: cm["data"][k] for k in (contract.PROPERTIES_KEY, contract.EXECUTOR_TEMPLATE_KEY)
+                   if have.get(k) != cm["data"][k]}  # a readmission may place executors elsewhere
+        if changed:
+            ctx.kube.patch_config_map(ns, cm["metadata"]["name"], changed)
     existing, created = ctx.kube.create(builders.driver_service(job, body))
     if not created:
         _check_owner(existing, uid, name)
     deadline = None
     if job.spec.active_deadline_seconds and st.start_time:
         deadline = job.spec.active_deadline_seconds - (now - st.start_time).total_seconds()
-    pod, created = ctx.kube.create(builders.driver_pod(job, body, ctx.config, attempt, deadline_seconds=deadline))
+    pod, created = ctx.kube.create(builders.driver_pod(job, body, ctx.config, attempt, deadline_seconds=deadline,
+                                                       placement=placement.get(builders.ROLE_DRIVER)))
     if not created:
         _check_owner(pod, uid, name)
     elif attempt == 1:
@@ -137,7 +144,8 @@ def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: D
 
 
 def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[str, Any] | None],
-              bound: ScoringJob | None, now: datetime) -> Outcome:
+              bound: ScoringJob | None, now: datetime,
+              workloads: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
     meta = body["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     status = _status(body)
@@ -163,13 +171,15 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
             out.pods.append(pods[status.attempts])  # type: ignore[arg-type]
 
     suspend = live.spec.suspend if live else bool((body.get("spec") or {}).get("suspend"))
+    queue, workload, queue_view = queued.view(ctx, body, workloads)
     obs = Observed(name=name, generation=meta.get("generation") or 0, spec=spec, invalid=invalid, suspend=suspend,
-                   spec_changed=spec_changed, pods=pods)
+                   spec_changed=spec_changed, pods=pods, queue=queue_view)
     d = decide(status, obs, now, ctx.config.backoff)
 
     try:
         if d.create_attempt and bound is not None:
-            out.pods.append(_create_attempt(ctx, body, bound, d, now))
+            placement = queued.placements(ctx, workload) if queue_view is not None else {}
+            out.pods.append(_create_attempt(ctx, body, bound, d, now, placement))
     except (Blocked, Rejected) as exc:  # nothing started: say why (status + event) and try again later
         delay, warn = (exc.delay, exc.warn) if isinstance(exc, Blocked) else (REJECTED_RETRY_SECONDS, True)
         if warn and status.message != str(exc):
@@ -185,6 +195,14 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
         pod_name = builders.driver_pod_name(name, attempt)
         ctx.kube.delete_pod(ns, pod_name)
         out.deleted_pods.append(pod_name)
+    synced = queued.sync(ctx, body, bound, d, queue, workload, pods, suspend, now)
+    out.workload, out.workload_gone = synced.workload, synced.gone
+    if synced.problem:  # the Workload could not be written: the job stays where it is, and says why
+        if status.message != synced.problem:
+            d.events.append(Event("Warning", "QueueFailed", synced.problem))
+        d.status.message = synced.problem
+    if synced.retry is not None:
+        d.requeue_after = synced.retry if d.requeue_after is None else min(d.requeue_after, synced.retry)
 
     old, new = status.to_wire(), d.status.to_wire()
     if old != new or body.get("status") is None:
@@ -210,6 +228,15 @@ def _count(metrics: Metrics, before: ScoringJobStatus, d: Decision) -> None:
     for transition in d.transitions:
         if transition == "started":
             metrics.started.inc()
+            continue
+        if transition == "admitted":
+            metrics.admissions.inc()
+            waited = queued.queued_seconds(before.conditions, st.conditions)
+            if waited is not None:
+                metrics.queue_wait.observe(waited)
+            continue
+        if transition == "evicted":
+            metrics.evictions.labels(next((c.reason for c in st.conditions if c.type == "Queued"), "Unknown")).inc()
             continue
         if transition == "succeeded":
             metrics.succeeded.inc()
