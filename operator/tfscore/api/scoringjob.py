@@ -115,7 +115,9 @@ PREDICTIONS_RULE = {
 class NamedModel(ModelSpec):
     """One of several models scored in the same pass over the input (champion first, then challengers)."""
 
-    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN, description="Names the model in messages, the status and "
+    # max_length: the API server bounds the cost of MODEL_NAMES_RULE's pairwise comparison by it (the pattern says 32
+    # too, but CEL's cost estimator reads only maxLength/maxItems).
+    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=32, description="Names the model in messages, the status and "
                                                                        "the default prediction columns (<name>_<output>).")]
     columns: Annotated[
         dict[str, str | list[str]],
