@@ -132,7 +132,9 @@ def test_history_is_pruned_and_drift_failures_are_not_retried(schedules: Schedul
             st = k8s.wait_phase(run["metadata"]["name"], "Failed")
             assert st["attempts"] == 1 and "not retried" in st["message"]
     wait_for("the newest success and failure kept", lambda: schedules.run_names("hist") == done[1:], timeout=3 * TICK)
-    st = schedules.status("hist")
+    # The schedule's status follows its runs' phases one reconcile later than the pruning: wait for the last success.
+    st = wait_for("the last success in the status",
+                  lambda: (s := schedules.status("hist")).get("lastSuccessfulRun") == done[2] and s, timeout=TICK)
     phases = {r["name"]: (r["phase"], r.get("reason")) for r in st["recentRuns"]}
     assert phases[done[0]] == ("Succeeded", None) and phases[done[1]] == ("Failed", "DriftExceeded")
     assert st["lastSuccessfulRun"] == done[2]
