@@ -45,6 +45,7 @@ lint: venv
 	$(BIN)/ruff check operator tests bench
 crd: venv
 	$(BIN)/tfscore crd > crds/scoringjob.yaml
+	$(BIN)/tfscore crd --kind ScoringSchedule > crds/scoringschedule.yaml
 
 test-lint: lint
 test-unit: venv

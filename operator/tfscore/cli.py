@@ -13,11 +13,13 @@ from pathlib import Path
 import typer
 
 from tfscore.runlog import RunLog
+from tfscore.schedulecli import AT_HELP, schedule_app
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import, here and in Spark's Python workers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Kubernetes-native batch inference: TensorFlow SavedModels scored on Spark.")
+app.add_typer(schedule_app, name="schedule")
 
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Also show TensorFlow's, the JVM's and Spark's own output "
@@ -30,11 +32,15 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def crd() -> None:
-    """Print the ScoringJob CustomResourceDefinition (generated from the pydantic API models)."""
-    from tfscore.api.crd import render_yaml
+def crd(kind: str = typer.Option("ScoringJob", "--kind", help="ScoringJob or ScoringSchedule (or a plural or "
+                                                               "short name).")) -> None:
+    """Print a CustomResourceDefinition (generated from the pydantic API models)."""
+    from tfscore.api.crd import kind_named, render_yaml
 
-    sys.stdout.write(render_yaml())
+    try:
+        sys.stdout.write(render_yaml(kind_named(kind)))
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -166,8 +172,10 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
 
 @app.command()
 def run(
-    manifest: str = typer.Argument(None, help="ScoringJob manifest (YAML or JSON), as given to kubectl apply."),
+    manifest: str = typer.Argument(None, help="ScoringJob manifest (YAML or JSON), as given to kubectl apply; or a "
+                                              "ScoringSchedule with --at."),
     spec: str = typer.Option(None, "--spec", help="Same as MANIFEST (the driver pod's /etc/tfscore/job.json)."),
+    at: str = typer.Option(None, "--at", help=AT_HELP + " Runs that run of a ScoringSchedule."),
     master: str = typer.Option(None, "--master", help="Spark master (default: local[*], or the properties' "
                                                       "spark.master)."),
     spark_properties: str = typer.Option(None, "--spark-properties", help="Spark conf file (key=value lines)."),
@@ -175,14 +183,15 @@ def run(
     output_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     verbose: bool = VERBOSE,
 ) -> None:
-    """Run a ScoringJob manifest on Spark (local mode by default)."""
-    from tfscore.api.manifest import ManifestError, load
+    """Run a ScoringJob manifest on Spark (local mode by default), or one run of a ScoringSchedule (--at)."""
+    from tfscore.api.manifest import ManifestError
+    from tfscore.schedulecli import load_job
 
     path = spec or manifest
     if not path:
         _fail("give a manifest: tfscore run JOB.yaml")
     try:
-        job = load(path)
+        job = load_job(path, at)
     except ManifestError as exc:
         _fail(str(exc))
     with RunLog(verbose) as log:

@@ -115,11 +115,14 @@ def test_operator_service_account_may_do_its_job_and_no_more(release: Release, k
     sa = release.operator_sa
     for ns in release.job_namespaces:
         for verb, resource in [("watch", "scoringjobs.tfscore.io"), ("patch", "scoringjobs.tfscore.io/status"),
-                               ("delete", "scoringjobs.tfscore.io"), ("create", "pods"), ("delete", "pods"),
+                               ("delete", "scoringjobs.tfscore.io"), ("create", "scoringjobs.tfscore.io"),
+                               ("watch", "scoringschedules.tfscore.io"),
+                               ("patch", "scoringschedules.tfscore.io/status"), ("create", "pods"), ("delete", "pods"),
                                ("watch", "pods"), ("create", "configmaps"), ("patch", "configmaps"),
                                ("create", "services"), ("create", "events")]:
             assert kubectl.can_i(verb, resource, sa, ns), f"{sa} cannot {verb} {resource} in {ns}"
-        for verb, resource in [("get", "secrets"), ("create", "scoringjobs.tfscore.io"), ("create", "roles"),
+        for verb, resource in [("get", "secrets"), ("patch", "scoringschedules.tfscore.io"),
+                               ("delete", "scoringschedules.tfscore.io"), ("create", "roles"),
                                ("create", "serviceaccounts/token"), ("create", "pods/exec")]:
             assert not kubectl.can_i(verb, resource, sa, ns), f"{sa} may {verb} {resource} in {ns}"
         peering = kubectl.can_i("patch", "kopfpeerings.kopf.dev", sa, ns)
@@ -339,4 +342,5 @@ def test_upgrade_then_uninstall_keeps_the_crds(helm: Helm, kubectl: Kubectl, kub
                    "deployments,serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,services,"
                    "kopfpeerings,poddisruptionbudgets").stdout.split()
     assert left == []
-    kubectl("get", "crd", "scoringjobs.tfscore.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
+    kubectl("get", "crd", "scoringjobs.tfscore.io", "scoringschedules.tfscore.io", "kopfpeerings.kopf.dev",
+            "clusterkopfpeerings.kopf.dev")

@@ -70,8 +70,10 @@ def test_watch_namespaces_get_roles_and_driver_accounts(helm: Helm) -> None:
 def test_operator_rules_cover_its_api_calls_and_nothing_more(helm: Helm) -> None:
     rules = operator_rules(one(helm.template(namespace=NS), "Role", "-operator"))
     assert rules == {
-        ("tfscore.io", "scoringjobs"): {"get", "list", "watch", "patch", "update", "delete"},
+        ("tfscore.io", "scoringjobs"): {"get", "list", "watch", "create", "patch", "update", "delete"},  # runs: create
         ("tfscore.io", "scoringjobs/status"): {"get", "patch", "update"},
+        ("tfscore.io", "scoringschedules"): {"get", "list", "watch"},
+        ("tfscore.io", "scoringschedules/status"): {"get", "patch", "update"},
         ("", "pods"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "services"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "configmaps"): {"create", "get", "list", "watch", "delete", "patch"},
@@ -272,14 +274,15 @@ def test_labels_and_selectors(helm: Helm, files: list) -> None:
 
 
 def test_chart_crd_is_the_generated_crd(helm: Helm, tmp_path) -> None:
-    """One source of truth: crds/scoringjob.yaml (generated from the pydantic models) is the chart's CRD, byte for
-    byte, also inside the packaged chart (helm package resolves the symlink)."""
-    source = (ROOT / "crds" / "scoringjob.yaml").read_bytes()
-    assert (CHART / "crds" / "scoringjob.yaml").read_bytes() == source
+    """One source of truth: crds/scoringjob.yaml and crds/scoringschedule.yaml (generated from the pydantic models)
+    are the chart's CRDs, byte for byte, also inside the packaged chart (helm package resolves the symlinks)."""
     helm.run("package", str(CHART), "--destination", str(tmp_path))
     (package,) = tmp_path.glob("tfscore-*.tgz")
     with tarfile.open(package) as tar:
-        member = tar.getmember("tfscore/crds/scoringjob.yaml")
-        assert member.isfile()
-        assert tar.extractfile(member).read() == source
+        for name in ("scoringjob.yaml", "scoringschedule.yaml"):
+            source = (ROOT / "crds" / name).read_bytes()
+            assert (CHART / "crds" / name).read_bytes() == source
+            member = tar.getmember(f"tfscore/crds/{name}")
+            assert member.isfile()
+            assert tar.extractfile(member).read() == source
         assert "tfscore/values.schema.json" in tar.getnames()

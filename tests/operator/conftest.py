@@ -28,6 +28,7 @@ import pytest
 from harness.common import CACHE, CI, skip_or_fail
 from harness.controlplane import api_client, apply_crds, kubeconfig_fixture
 from harness.operator_process import Operator
+from harness.schedules import OPERATOR_ENV, Schedules
 from harness.scoringjobs import Cluster
 
 
@@ -75,7 +76,8 @@ def crd(api: Any) -> None:
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"), env={"TFSCORE_KUEUE": "true"})
+    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"),
+                  env={**OPERATOR_ENV, "TFSCORE_KUEUE": "true"})  # schedules: scaled time
     op.start()
     try:
         yield op
@@ -129,3 +131,8 @@ def namespace(core: Any, operator: Operator) -> Iterator[str]:
 @pytest.fixture
 def k8s(core: Any, custom: Any, namespace: str) -> Cluster:
     return Cluster(core, custom, namespace)
+
+
+@pytest.fixture
+def schedules(core: Any, custom: Any, namespace: str) -> Schedules:
+    return Schedules(core, custom, namespace)

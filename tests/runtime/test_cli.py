@@ -122,13 +122,13 @@ def test_sigterm_while_scoring_discards_the_staging(models, tmp_path):
 
 
 def test_example_manifests_are_valid_and_demo_matches():
-    from tfscore.api.manifest import load
+    from tfscore.api.manifest import load_any
     from tfscore.runtime.demo import demo_job_yaml
 
     examples = sorted((ROOT / "examples").glob("*.yaml"))
     assert examples
     for path in examples:
-        load(path)
+        load_any(path)  # a ScoringJob or a ScoringSchedule
     assert (ROOT / "examples" / "demo-job.yaml").read_text() == demo_job_yaml(".demo")
 
 

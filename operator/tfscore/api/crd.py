@@ -1,10 +1,13 @@
-"""Render the ScoringJob CustomResourceDefinition from the pydantic models (`tfscore crd` → crds/scoringjob.yaml).
+"""Render tfscore's CustomResourceDefinitions from the pydantic models (`tfscore crd [--kind K]` → crds/<kind>.yaml).
 
 pydantic emits JSON Schema 2020-12; the API server wants a *structural* OpenAPI v3 schema. The conversion here:
 `$ref`s inlined, titles dropped, `X | None` becomes an optional X (the API server drops nulls, pydantic reads absent as
 None), enums and defaults kept (empty-collection defaults dropped so stored objects stay small), free-form core/v1 objects
 (`dict[str, Any]`: tolerations, env, volumes, …) become `type: object` + `x-kubernetes-preserve-unknown-fields`, and the CEL
-`x-kubernetes-validations` attached in the kind modules travel along. Nothing here is hand-written per field.
+`x-kubernetes-validations` attached in the kind modules travel along. Nothing here is hand-written per field: a kind
+module that needs more on a nested schema it reuses (ScoringSchedule's template rules inside a ScoringJobSpec) attaches
+`x-tfscore-overlay: {dotted.path: {key: value}}` to the field, and the keys are laid over the sub-schemas at those paths
+(`x-append-description` appends to the description).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from tfscore.api import scoringjob
+from tfscore.api import scoringjob, scoringschedule
 from tfscore.api.common import API_VERSION, GROUP, VERSION
 
+OVERLAY = "x-tfscore-overlay"
 _DROP = {"title", "examples", "$defs", "definitions", "$schema", "discriminator", "readOnly", "writeOnly", "deprecated"}
 
 # Key order in the rendered YAML (readability only): what a node is first, its children last.
@@ -63,6 +67,7 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = dict(node)
+    overlay = node.pop(OVERLAY, None)
     ref = node.pop("$ref", None)
     if ref is not None:  # inline; keys beside the $ref (description, default, validations) win
         node = {**copy.deepcopy(defs[ref.rsplit("/", 1)[-1]]), **node}
@@ -110,7 +115,24 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         else:
             out[key] = value
     _fix_default(out)
+    if overlay:
+        _lay_over(out, overlay)
     return dict(sorted(out.items(), key=lambda kv: _ORDER.get(kv[0], len(_ORDER))))
+
+
+def _lay_over(node: dict[str, Any], overlay: dict[str, dict[str, Any]]) -> None:
+    for path, extra in overlay.items():
+        target = node
+        for part in path.split("."):
+            target = target["properties"][part]  # a KeyError here is a wrong path in a kind module: fail the build
+        for key, value in extra.items():
+            if key == "x-append-description":
+                target["description"] = target.get("description", "") + value
+            else:
+                target[key] = copy.deepcopy(value)
+        ordered = sorted(target.items(), key=lambda kv: _ORDER.get(kv[0], len(_ORDER)))
+        target.clear()
+        target.update(ordered)
 
 
 def _fix_default(node: dict[str, Any]) -> None:
@@ -134,36 +156,55 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _structural(schema, schema.get("$defs", {}))
 
 
-def crd() -> dict[str, Any]:
-    """The whole CustomResourceDefinition object."""
+KINDS: dict[str, tuple[Any, type[BaseModel], type[BaseModel], str, list[dict[str, Any]]]] = {
+    scoringjob.KIND: (scoringjob, scoringjob.ScoringJobSpec, scoringjob.ScoringJobStatus,
+                      "A batch-inference run: a TensorFlow SavedModel scored over a dataset by Spark on Kubernetes.",
+                      PRINTER_COLUMNS),
+    scoringschedule.KIND: (scoringschedule, scoringschedule.ScoringScheduleSpec,
+                           scoringschedule.ScoringScheduleStatus, scoringschedule.DESCRIPTION,
+                           scoringschedule.PRINTER_COLUMNS),
+}
+
+
+def kind_named(name: str) -> str:
+    """The kind for a kind, plural, singular or short name in any case (`tfscore crd --kind ss`)."""
+    for kind, (module, *_rest) in KINDS.items():
+        if name.lower() in {kind.lower(), module.PLURAL, module.SINGULAR, *module.SHORT_NAMES}:
+            return kind
+    raise ValueError(f"--kind: unknown kind {name!r} (use {', '.join(KINDS)})")
+
+
+def crd(kind: str = scoringjob.KIND) -> dict[str, Any]:
+    """The whole CustomResourceDefinition object of one kind."""
+    module, spec, status, description, columns = KINDS[kind]
     root = {
         "type": "object",
-        "description": "A batch-inference run: a TensorFlow SavedModel scored over a dataset by Spark on Kubernetes.",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": API_VERSION},
-            "kind": {"type": "string", "description": scoringjob.KIND},
+            "kind": {"type": "string", "description": kind},
             "metadata": {"type": "object"},  # the API server allows nothing else here
-            "spec": openapi_schema(scoringjob.ScoringJobSpec),
-            "status": openapi_schema(scoringjob.ScoringJobStatus),
+            "spec": openapi_schema(spec),
+            "status": openapi_schema(status),
         },
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{scoringjob.PLURAL}.{GROUP}",
+            "name": f"{module.PLURAL}.{GROUP}",
             "labels": {"app.kubernetes.io/name": "tfscore", "app.kubernetes.io/component": "crd"},
         },
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": scoringjob.KIND,
-                "listKind": f"{scoringjob.KIND}List",
-                "plural": scoringjob.PLURAL,
-                "singular": scoringjob.SINGULAR,
-                "shortNames": list(scoringjob.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": module.PLURAL,
+                "singular": module.SINGULAR,
+                "shortNames": list(module.SHORT_NAMES),
                 "categories": ["tfscore"],
             },
             "versions": [{
@@ -171,13 +212,14 @@ def crd() -> dict[str, Any]:
                 "served": True,
                 "storage": True,
                 "subresources": {"status": {}},
-                "additionalPrinterColumns": PRINTER_COLUMNS,
+                "additionalPrinterColumns": columns,
                 "schema": {"openAPIV3Schema": root},
             }],
         },
     }
 
 
-def render_yaml() -> str:
-    header = "# Generated by `tfscore crd` (make crd) from operator/tfscore/api/scoringjob.py. Do not edit by hand.\n"
-    return header + yaml.safe_dump(crd(), sort_keys=False, width=120, allow_unicode=True)
+def render_yaml(kind: str = scoringjob.KIND) -> str:
+    source = KINDS[kind][0].__name__.replace(".", "/")
+    header = f"# Generated by `tfscore crd` (make crd) from operator/{source}.py. Do not edit by hand.\n"
+    return header + yaml.safe_dump(crd(kind), sort_keys=False, width=120, allow_unicode=True)

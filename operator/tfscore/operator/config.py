@@ -12,6 +12,12 @@
 |                                     |                                      | doubles per failure                              |
 | TFSCORE_BACKOFF_MAX_SECONDS         | 360                                  | Cap of the retry delay                           |
 | TFSCORE_WORKERS                     | 8                                    | Concurrent reconciles (threads, API connections) |
+| TFSCORE_SCHEDULE_WORKERS            | 16                                   | Concurrent ScoringSchedule reconciles: at a fire |
+|                                     |                                      | time shared by many schedules, runs are created  |
+|                                     |                                      | this many at once                                |
+| TFSCORE_SCHEDULE_TIME_SCALE         | 1                                    | TEST ONLY: schedule time runs this many times    |
+|                                     |                                      | faster than the API server's clock               |
+| TFSCORE_SCHEDULE_TIME_ANCHOR        | 2026-01-01T00:00:00Z                 | TEST ONLY: where scaled and server time agree    |
 | TFSCORE_KUEUE                       | false                                | true: ScoringJobs labelled kueue.x-k8s.io/       |
 |                                     |                                      | queue-name wait for a Kueue Workload's admission |
 
@@ -23,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 DEFAULT_RUNTIME_IMAGE = "localhost/tfscore/runtime:0.1.0"
@@ -46,6 +53,9 @@ class OperatorConfig:
     backoff_base_seconds: float = 10.0
     backoff_max_seconds: float = 360.0
     workers: int = 8
+    schedule_workers: int = 16
+    schedule_time_scale: float = 1.0
+    schedule_time_anchor: str = "2026-01-01T00:00:00Z"
     kueue: bool = False
 
     _ENV: ClassVar[dict[str, str]] = {
@@ -57,6 +67,9 @@ class OperatorConfig:
         "backoff_base_seconds": "TFSCORE_BACKOFF_BASE_SECONDS",
         "backoff_max_seconds": "TFSCORE_BACKOFF_MAX_SECONDS",
         "workers": "TFSCORE_WORKERS",
+        "schedule_workers": "TFSCORE_SCHEDULE_WORKERS",
+        "schedule_time_scale": "TFSCORE_SCHEDULE_TIME_SCALE",
+        "schedule_time_anchor": "TFSCORE_SCHEDULE_TIME_ANCHOR",
         "kueue": "TFSCORE_KUEUE",
     }
 
@@ -89,8 +102,23 @@ class OperatorConfig:
             problems.append("TFSCORE_BACKOFF_BASE_SECONDS must be >= 0 and <= TFSCORE_BACKOFF_MAX_SECONDS")
         if self.workers < 1:
             problems.append(f"TFSCORE_WORKERS={self.workers}: must be >= 1")
+        if self.schedule_workers < 1:
+            problems.append(f"TFSCORE_SCHEDULE_WORKERS={self.schedule_workers}: must be >= 1")
+        if not 0 < self.schedule_time_scale <= 3600:
+            problems.append(f"TFSCORE_SCHEDULE_TIME_SCALE={self.schedule_time_scale}: must be > 0 and <= 3600 "
+                            "(and 1 outside tests)")
+        if self.anchor() is None:
+            problems.append(f"TFSCORE_SCHEDULE_TIME_ANCHOR={self.schedule_time_anchor!r}: expected a time such as "
+                            "2026-01-01T00:00:00Z")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def anchor(self) -> datetime | None:
+        try:
+            t = datetime.fromisoformat(self.schedule_time_anchor.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return t if t.tzinfo is not None else None
 
     def image_for(self, gpu: int) -> str:
         """The pinned runtime image for a job that asks for `gpu` GPUs per executor."""

@@ -8,13 +8,14 @@ deterministic child names make creation idempotent and a newer attempt's pod fou
 
 Rules (Kubernetes Job semantics where Job has a word for it):
 - invalid spec (before the first start): Failed, reason Invalid, nothing created; a later edit is validated afresh.
-- a driver pod that succeeds wins over everything else (deadline, suspend); its termination message is the Result.
+- a driver pod that succeeds wins over everything else (deadline, suspend); its termination message is the Result
+  (drift beyond the threshold in it: condition DriftExceeded and a Warning event, the job still Succeeded).
 - activeDeadlineSeconds counts from status.startTime (reset on resume, as for Jobs): Failed, DeadlineExceeded,
   driver pods deleted.
 - suspend: delete the running attempt's pod (not counted as a failure), phase Suspended; resume starts a new attempt.
 - a failed attempt (non-zero exit, pod deleted, startup timeout, image that can never be pulled) counts against
   backoffLimit; the next attempt starts after base·2^(failures-1) seconds (capped); past the limit: Failed with the
-  attempt's reason.
+  attempt's reason. A permanent failure (driver_pod.PERMANENT_REASONS: DriftExceeded) fails the job at once.
 - ttlSecondsAfterFinished: the finished ScoringJob is deleted (and with it, by ownership, everything it made).
 - spec edits after the first start are ignored with one Warning event per generation (the run keeps the spec it
   started with; `suspend` is the only live field).
@@ -33,7 +34,7 @@ from typing import Any
 from tfscore.api.contract import Progress
 from tfscore.api.scoringjob import Phase, ScoringJobSpec, ScoringJobStatus, model_entries
 from tfscore.operator.objects import condition, set_condition
-from tfscore.operator.scoringjob import builders, queueing
+from tfscore.operator.scoringjob import builders, drift, queueing
 from tfscore.operator.scoringjob.driver_pod import PodView, observe_pod
 from tfscore.operator.scoringjob.queueing import QueueView
 
@@ -127,6 +128,8 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
 
     if view is not None and view.state == "succeeded":
         _succeed(st, view, finish)
+        if st.phase == Phase.succeeded and (warning := drift.mark(st, now)):
+            event("Warning", drift.CONDITION, warning)
         _ttl(d, obs, now)
         return d
 
@@ -183,6 +186,10 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
             st.failed += 1
             if view.state == "pending":
                 d.delete_pods.append(attempt)
+            if view.permanent:  # retrying cannot help (e.g. DriftExceeded: the same data drifts the same way)
+                finish(Phase.failed, reason, f"attempt {attempt} failed: {message} (not retried: {reason})")
+                _ttl(d, obs, now)
+                return d
             if st.failed > spec.backoff_limit:
                 finish(Phase.failed, reason, f"attempt {attempt} failed: {message} (backoffLimit {spec.backoff_limit} "
                                        f"reached after {st.failed} failed attempt(s))")
