@@ -117,8 +117,9 @@ class NamedModel(ModelSpec):
 
     # max_length: the API server bounds the cost of MODEL_NAMES_RULE's pairwise comparison by it (the pattern says 32
     # too, but CEL's cost estimator reads only maxLength/maxItems).
-    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=32, description="Names the model in messages, the status and "
-                                                                       "the default prediction columns (<name>_<output>).")]
+    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=32,
+                               description="Names the model in messages, the status and the default prediction columns "
+                                           "(<name>_<output>).")]
     columns: Annotated[
         dict[str, str | list[str]],
         Field(description="This model's signature input → column(s), where it differs from input.columns."),
