@@ -251,9 +251,18 @@ def _incremental_result(job: ScoringJob, partitions: tuple[str, ...]) -> Increme
         return None
     values = [part.split("=", 1)[1] for d in partitions for part in d.split("/")
               if part.startswith(f"{inc.partition_key}=")]
-    values = list(dict.fromkeys(values))
+    # In the partition type's order, not the directories' string order: hour=10 comes after hour=9, so the watermark
+    # (the next run's `after`) is the highest value scored. Dates and timestamps are ISO strings, ordered as strings.
+    values = sorted(dict.fromkeys(values), key=_value_order)
     return IncrementalResult(partition_key=inc.partition_key, partitions=values,
                              watermark=values[-1] if values else inc.after)
+
+
+def _value_order(value: str) -> tuple[int, float, str]:
+    try:
+        return 0, float(value), value  # integers and decimals alike (Spark gives one partition column one type)
+    except ValueError:
+        return 1, 0.0, value
 
 
 class _SigtermGuard:
