@@ -30,11 +30,15 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def crd() -> None:
-    """Print the ScoringJob CustomResourceDefinition (generated from the pydantic API models)."""
-    from tfscore.api.crd import render_yaml
+def crd(kind: str = typer.Option("ScoringJob", "--kind", help="ScoringJob or ScoringPolicy (or a plural or short "
+                                                               "name).")) -> None:
+    """Print a CustomResourceDefinition (generated from the pydantic API models)."""
+    from tfscore.api.crd import kind_named, render_yaml
 
-    sys.stdout.write(render_yaml())
+    try:
+        sys.stdout.write(render_yaml(kind_named(kind)))
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 @app.command()

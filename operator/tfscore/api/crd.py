@@ -1,4 +1,4 @@
-"""Render the ScoringJob CustomResourceDefinition from the pydantic models (`tfscore crd` → crds/scoringjob.yaml).
+"""Render tfscore's CustomResourceDefinitions from the pydantic models (`tfscore crd [--kind K]` → crds/<kind>.yaml).
 
 pydantic emits JSON Schema 2020-12; the API server wants a *structural* OpenAPI v3 schema. The conversion here:
 `$ref`s inlined, titles dropped, `X | None` becomes an optional X (the API server drops nulls, pydantic reads absent as
@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from tfscore.api import scoringjob
+from tfscore.api import scoringjob, scoringpolicy
 from tfscore.api.common import API_VERSION, GROUP, VERSION
 
 _DROP = {"title", "examples", "$defs", "definitions", "$schema", "discriminator", "readOnly", "writeOnly", "deprecated"}
@@ -129,50 +129,69 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _structural(schema, schema.get("$defs", {}))
 
 
-def crd() -> dict[str, Any]:
-    """The whole CustomResourceDefinition object."""
-    root = {
-        "type": "object",
-        "description": "A batch-inference run: a TensorFlow SavedModel scored over a dataset by Spark on Kubernetes.",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string", "description": API_VERSION},
-            "kind": {"type": "string", "description": scoringjob.KIND},
-            "metadata": {"type": "object"},  # the API server allows nothing else here
-            "spec": openapi_schema(scoringjob.ScoringJobSpec),
-            "status": openapi_schema(scoringjob.ScoringJobStatus),
-        },
+POLICY_COLUMNS: list[dict[str, Any]] = [
+    {"name": "SparkConf", "type": "string", "jsonPath": ".spec.sparkConf.mode", "description": "denylist or allowlist."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+# kind → (module with PLURAL/SINGULAR/SHORT_NAMES, spec model, status model or None, description, printer columns)
+KINDS: dict[str, tuple[Any, type[BaseModel], type[BaseModel] | None, str, list[dict[str, Any]]]] = {
+    scoringjob.KIND: (scoringjob, scoringjob.ScoringJobSpec, scoringjob.ScoringJobStatus,
+                      "A batch-inference run: a TensorFlow SavedModel scored over a dataset by Spark on Kubernetes.",
+                      PRINTER_COLUMNS),
+    scoringpolicy.KIND: (scoringpolicy, scoringpolicy.ScoringPolicySpec, None, scoringpolicy.DESCRIPTION,
+                         POLICY_COLUMNS),
+}
+
+
+def kind_named(name: str) -> str:
+    """The kind for a kind, plural, singular or short name in any case (`tfscore crd --kind scoringpolicy`)."""
+    for kind, (module, *_rest) in KINDS.items():
+        if name.lower() in {kind.lower(), module.PLURAL, module.SINGULAR, *module.SHORT_NAMES}:
+            return kind
+    raise ValueError(f"--kind: unknown kind {name!r} (use {', '.join(KINDS)})")
+
+
+def crd(kind: str = scoringjob.KIND) -> dict[str, Any]:
+    """The whole CustomResourceDefinition object of one kind."""
+    module, spec, status, description, columns = KINDS[kind]
+    properties = {
+        "apiVersion": {"type": "string", "description": API_VERSION},
+        "kind": {"type": "string", "description": kind},
+        "metadata": {"type": "object"},  # the API server allows nothing else here
+        "spec": openapi_schema(spec),
     }
+    if status is not None:
+        properties["status"] = openapi_schema(status)
+    root = {"type": "object", "description": description, "required": ["spec"], "properties": properties}
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True}
+    if status is not None:
+        version["subresources"] = {"status": {}}
+    version.update({"additionalPrinterColumns": columns, "schema": {"openAPIV3Schema": root}})
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{scoringjob.PLURAL}.{GROUP}",
+            "name": f"{module.PLURAL}.{GROUP}",
             "labels": {"app.kubernetes.io/name": "tfscore", "app.kubernetes.io/component": "crd"},
         },
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": scoringjob.KIND,
-                "listKind": f"{scoringjob.KIND}List",
-                "plural": scoringjob.PLURAL,
-                "singular": scoringjob.SINGULAR,
-                "shortNames": list(scoringjob.SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": module.PLURAL,
+                "singular": module.SINGULAR,
+                "shortNames": list(module.SHORT_NAMES),
                 "categories": ["tfscore"],
             },
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": PRINTER_COLUMNS,
-                "schema": {"openAPIV3Schema": root},
-            }],
+            "versions": [version],
         },
     }
 
 
-def render_yaml() -> str:
-    header = "# Generated by `tfscore crd` (make crd) from operator/tfscore/api/scoringjob.py. Do not edit by hand.\n"
-    return header + yaml.safe_dump(crd(), sort_keys=False, width=120, allow_unicode=True)
+def render_yaml(kind: str = scoringjob.KIND) -> str:
+    source = KINDS[kind][0].__name__.replace(".", "/")
+    header = f"# Generated by `tfscore crd` (make crd) from operator/{source}.py. Do not edit by hand.\n"
+    return header + yaml.safe_dump(crd(kind), sort_keys=False, width=120, allow_unicode=True)
