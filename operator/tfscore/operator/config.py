@@ -12,6 +12,11 @@
 |                                     |                                      | doubles per failure                              |
 | TFSCORE_BACKOFF_MAX_SECONDS         | 360                                  | Cap of the retry delay                           |
 | TFSCORE_WORKERS                     | 8                                    | Concurrent reconciles (threads, API connections) |
+| TFSCORE_POLICY                      | (none)                               | Name of the ScoringPolicy read in a job's        |
+|                                     |                                      | namespace; none there (or unset): the defaults   |
+|                                     |                                      | with the images and driver account above         |
+| TFSCORE_RESYNC_SECONDS              | 30                                   | Active jobs re-read their driver pod this often  |
+|                                     |                                      | (a deletion a watch restart missed is seen)      |
 
 A value that does not parse stops the operator at start with the variable's name in the message.
 """
@@ -36,6 +41,8 @@ class OperatorConfig:
     backoff_base_seconds: float = 10.0
     backoff_max_seconds: float = 360.0
     workers: int = 8
+    policy_name: str = ""
+    resync_seconds: float = 30.0
 
     _ENV: ClassVar[dict[str, str]] = {
         "runtime_image": "TFSCORE_RUNTIME_IMAGE",
@@ -46,6 +53,8 @@ class OperatorConfig:
         "backoff_base_seconds": "TFSCORE_BACKOFF_BASE_SECONDS",
         "backoff_max_seconds": "TFSCORE_BACKOFF_MAX_SECONDS",
         "workers": "TFSCORE_WORKERS",
+        "policy_name": "TFSCORE_POLICY",
+        "resync_seconds": "TFSCORE_RESYNC_SECONDS",
     }
 
     @classmethod
@@ -76,6 +85,8 @@ class OperatorConfig:
             problems.append("TFSCORE_BACKOFF_BASE_SECONDS must be >= 0 and <= TFSCORE_BACKOFF_MAX_SECONDS")
         if self.workers < 1:
             problems.append(f"TFSCORE_WORKERS={self.workers}: must be >= 1")
+        if self.resync_seconds <= 0:
+            problems.append(f"TFSCORE_RESYNC_SECONDS={self.resync_seconds:g}: must be > 0")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -69,7 +69,7 @@ DRIVER_VARIABLES: list[tuple[str, str]] = [
     ("target", _TARGET),
     ("ownedBySelf", "has(variables.target.metadata.ownerReferences) && variables.target.metadata.ownerReferences"
                     ".exists(r, r.kind == 'Pod' && r.uid == variables.podUid)"),
-    ("creatingPod", "request.operation == 'CREATE' && request.kind.kind == 'Pod'"),
+    ("creatingPod", "request.operation == 'CREATE'"),
     ("images", optional("images")),
     ("volumeTypes", optional("volumeTypes")),
     ("containers", "variables.creatingPod ? object.spec.containers + (has(object.spec.initContainers) ? "
@@ -86,7 +86,7 @@ DRIVER_VALIDATIONS: list[tuple[str, str]] = [
     ("request.operation == 'UPDATE' || variables.ownedBySelf",
      f"{_WHAT} + ': a driver may create and delete only objects its own pod ' + variables.podName + ' controls "
      "(an ownerReference to that pod)'"),
-    (f"request.operation != 'UPDATE' || (request.kind.kind == 'Pod' && object.metadata.uid == variables.podUid && "
+    (f"request.operation != 'UPDATE' || (object.metadata.uid == variables.podUid && "
      f"object.spec == oldObject.spec && {_same('labels', '{}')} && {_same('ownerReferences', '[]')} && "
      f"{_same('finalizers', '[]')} && variables.newAnnotations.all(k, k == '{_PROGRESS}' || "
      f"(k in variables.oldAnnotations && variables.oldAnnotations[k] == variables.newAnnotations[k])) && "
@@ -115,7 +115,7 @@ def driver_policy() -> dict[str, Any]:
         "paramKind": dict(PARAM_KIND),
         "matchConstraints": {"resourceRules": [{
             "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
-            "resources": ["pods", "configmaps"]}]},
+            "resources": ["pods"]}]},  # the driver's Role has nothing else to write
         "variables": [{"name": name, "expression": expression} for name, expression in DRIVER_VARIABLES],
         "validations": [_validation(e, m) for e, m in DRIVER_VALIDATIONS],
     }

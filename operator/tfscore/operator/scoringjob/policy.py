@@ -17,8 +17,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from tfscore.api import uris
-from tfscore.api.scoringjob import ScoringJobSpec
+from tfscore.api.scoringjob import ScoringJob, ScoringJobSpec
 from tfscore.api.scoringpolicy import ScoringPolicySpec
+from tfscore.operator.config import OperatorConfig
 from tfscore.operator.scoringjob import builders, isolation
 
 GPU_TAINT = builders.GPU_RESOURCE
@@ -290,3 +291,17 @@ CHECKS: list[tuple[str, Callable[[ScoringJobSpec, ScoringPolicySpec], str | None
 def violations(spec: ScoringJobSpec, policy: ScoringPolicySpec) -> list[str]:
     """Every rule's first offence, in rule order (the API server reports the first of these)."""
     return [message for _, check in CHECKS if (message := check(spec, policy))]
+
+
+def admit(job: ScoringJob, body: Mapping[str, Any], policy: ScoringPolicySpec, config: OperatorConfig) -> str | None:
+    """Everything the operator refuses before a job's first start: the policy's rules, then the size of the ConfigMap
+    the job would run from (the spec about three times over: job.json, spark.properties, the executor template),
+    measured on the builders' real output. One line per problem, or None."""
+    found = violations(job.spec, policy)
+    placeholder = builders.auth_secret_prefix(job.metadata.name) + "xxxxx"  # generateName adds five characters
+    size = isolation.config_map_size(builders.config_map(job, body, config, 1, placeholder))
+    if size > builders.CONFIG_MAP_LIMIT:
+        found.append(f"spec: the job's ConfigMap would be {size // 1024} KiB, over the {builders.CONFIG_MAP_LIMIT // 1024}"
+                     " KiB limit (it holds the spec about three times): shrink spec.sparkConf, spec.env, spec.volumes "
+                     "or the input/output options")
+    return "\n".join(found) or None
