@@ -83,9 +83,10 @@ class EnvVar(WireModel):
 class ModelSpec(WireModel):
     """The TensorFlow SavedModel to score with."""
 
-    uri: Annotated[str, Field(min_length=1, max_length=MAX_URI, description="SavedModel location: a path, file://, s3://, gs://, hdfs://, "
-                                                        "http(s):// … Either the SavedModel itself or a directory of "
-                                                        "TF-Serving numeric version directories (1/, 2/, …).")]
+    uri: Annotated[str, Field(min_length=1, max_length=MAX_URI,
+                              description="SavedModel location: a path, file://, s3://, gs://, hdfs://, "
+                                          "http(s):// … Either the SavedModel itself or a directory of "
+                                          "TF-Serving numeric version directories (1/, 2/, …).")]
     version: Annotated[str, Field(description="'latest' (the highest numeric version directory) or a pinned number. "
                                               "Ignored when uri is a SavedModel itself.",
                                   pattern=r"^(latest|[0-9]+)$",
@@ -118,8 +119,10 @@ class Incremental(WireModel):
     rest as strings). A ScoringSchedule sets `after` to its watermark for each run; the run's result reports the
     partitions it scored and the new watermark."""
 
-    partition_key: Annotated[str, Field(min_length=1, max_length=MAX_NAME, description="The partition column (e.g. dt).")]
-    after: Annotated[str | None, Field(max_length=MAX_NAME, description="Score partitions with a value greater than this (absent: "
+    partition_key: Annotated[str, Field(min_length=1, max_length=MAX_NAME,
+                                        description="The partition column (e.g. dt).")]
+    after: Annotated[str | None, Field(max_length=MAX_NAME,
+                                       description="Score partitions with a value greater than this (absent: "
                                                    "from the first).")] = None
     until: Annotated[str | None, Field(max_length=MAX_NAME, description="And at most this (absent: up to the newest); e.g. the "
                                                    "scheduled hour, so a partition still being written is left for "
@@ -140,7 +143,8 @@ class Input(WireModel):
                                                                                        "applied before scoring.")] = None
     columns: Annotated[
         dict[str, Name | Annotated[list[Name], Field(max_length=65536)]],
-        Field(max_length=MAX_ITEMS, description="Signature input name → one column (scalar, or an array reshaped to the input's shape) or a "
+        Field(max_length=MAX_ITEMS,
+              description="Signature input name → one column (scalar, or an array reshaped to the input's shape) or a "
                           "list of scalar columns stacked into a [None, k] tensor. Inputs not listed come from the "
                           "column of the same name."),
     ] = {}
@@ -201,11 +205,12 @@ class Output(WireModel):
                           "the job succeeds (the old data survives a failed job). append: add files; a retried task "
                           "never duplicates rows."),
     ] = WriteMode.error_if_exists
-    passthrough: Annotated[list[Name], Field(max_length=4096, description="Input columns copied to the output beside the predictions "
-                                                        "(ids).")] = []
+    passthrough: Annotated[list[Name], Field(max_length=4096, description="Input columns copied to the output beside "
+                                                                          "the predictions (ids).")] = []
     predictions: Annotated[
         dict[str, Name],
-        Field(max_length=MAX_ITEMS, description="Signature output name → output column name. Empty: every signature output under its own "
+        Field(max_length=MAX_ITEMS,
+              description="Signature output name → output column name. Empty: every signature output under its own "
                           "name."),
     ] = {}
     partition_by: Annotated[list[Name], Field(max_length=64, description="Output columns to partition the files "
@@ -276,8 +281,9 @@ class DriftCheck(WireModel):
     """Compare this run's prediction distribution with a reference run's (a ScoringSchedule sets it to the previous
     successful run's output)."""
 
-    reference_uri: Annotated[str, Field(min_length=1, max_length=MAX_URI, description="The reference run's output (its _tfscore.json holds "
-                                                                  "the prediction sketches).")]
+    reference_uri: Annotated[str, Field(min_length=1, max_length=MAX_URI,
+                                        description="The reference run's output (its _tfscore.json holds "
+                                                    "the prediction sketches).")]
     metric: Annotated[DriftMetric, Field(description="psi (default) or ks.")] = DriftMetric.psi
     threshold: Annotated[float | None, Field(ge=0, description="Drift beyond this is exceeded (default: 0.25 for psi, "
                                                                "0.1 for ks).")] = None
@@ -323,8 +329,8 @@ class ScoringJobSpec(WireModel):
     suspend: Annotated[bool, Field(description="true: stop (or do not start) the run; false again resumes.")] = False
     service_account_name: Annotated[str | None, Field(max_length=253, description="Driver service account (default: "
                                                                                   "tfscore-driver).")] = None
-    node_selector: Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=64, description="Node labels the driver and executor pods must "
-                                                               "match.")] = {}
+    node_selector: Annotated[dict[str, Annotated[str, Field(max_length=63)]],
+                             Field(max_length=64, description="Node labels the driver and executor pods must match.")] = {}
     tolerations: Annotated[list[core_object("Toleration")],
                            Field(max_length=64, description="core/v1 Tolerations for driver and executors.")] = []
     env: Annotated[list[EnvVar], Field(max_length=MAX_ITEMS, description="Extra env for driver and executors (core/v1 EnvVar). "
