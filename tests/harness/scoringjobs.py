@@ -21,7 +21,10 @@ class Cluster:
     """Thin test-side view: create/read ScoringJobs, list children, and play the kubelet on driver pods."""
 
     def __init__(self, core: Any, custom: Any, namespace: str) -> None:
+        from kubernetes import client
+
         self.core, self.custom, self.ns = core, custom, namespace
+        self.networking = client.NetworkingV1Api(core.api_client)
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.custom.create_namespaced_custom_object("tfscore.io", "v1alpha1", self.ns, "scoringjobs", body)

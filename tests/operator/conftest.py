@@ -58,7 +58,8 @@ def crd(api: Any) -> None:
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
-    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"))
+    # TFSCORE_POLICY: the operator reads a namespace's ScoringPolicy "tfscore" (the defaults where there is none).
+    op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"), env={"TFSCORE_POLICY": "tfscore"})
     op.start()
     try:
         yield op

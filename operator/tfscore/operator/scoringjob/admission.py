@@ -9,7 +9,9 @@ charts/tfscore/files/admission-policies.yaml; a unit test fails when the file dr
   (userInfo.extra authentication.kubernetes.io/pod-uid): so the driver may create and delete only pods it controls (its
   executors, ownerReference to its pod), shaped like executors (no service-account token, allowed images and volume
   types, no host namespaces), and change nothing but its own pod's progress annotation. The chart adds the
-  matchConditions naming the driver accounts (from its values).
+  matchConditions naming the driver accounts and the `images` and `volumeTypes` variables, from its values. No
+  parameter object: the API server resolves a binding's parameter before it evaluates matchConditions, so a missing
+  ScoringPolicy would refuse every pod write in that namespace, by anyone (measured on v1.33).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import yaml
 from tfscore.api import common, contract, scoringjob, scoringpolicy
 from tfscore.operator.scoringjob import isolation
 from tfscore.operator.scoringjob.policy import CHECKS, MAX_REFERENCES, TOKEN_VOLUME
-from tfscore.operator.scoringjob.policy_cel import CEL, VARIABLES, image_ok, literal, optional, reference_rules
+from tfscore.operator.scoringjob.policy_cel import CEL, VARIABLES, image_ok, literal, reference_rules
 
 PARAM_KIND = {"apiVersion": common.API_VERSION, "kind": scoringpolicy.KIND}
 POD_UID = "authentication.kubernetes.io/pod-uid"
 POD_NAME = "authentication.kubernetes.io/pod-name"
+CHART_VARIABLES = ("images", "volumeTypes")  # the chart defines these first (the union of every namespace's lists)
 
 
 def _validation(expression: str, message: str) -> dict[str, str]:
@@ -50,7 +53,8 @@ def scoringjob_policy() -> dict[str, Any]:
 
 
 _TARGET = "request.operation == 'DELETE' ? oldObject : object"
-_WHAT = "request.kind.kind + ' ' + request.name"
+_WHAT = ("request.kind.kind + ' ' + (has(variables.target.metadata.name) ? variables.target.metadata.name : "
+         "request.name)")  # request.name is empty in a DELETE of a collection
 _EXECUTOR_VOLUME_OK = (
     f"(has(v.name) && string(v.name) in {literal(isolation.OPERATOR_VOLUMES)}) || (v.map(k, k).all(k, k == 'name' || "
     f"k in variables.volumeTypes) && ('{TOKEN_VOLUME}' in variables.volumeTypes || !has(v.projected) || "
@@ -70,8 +74,6 @@ DRIVER_VARIABLES: list[tuple[str, str]] = [
     ("ownedBySelf", "has(variables.target.metadata.ownerReferences) && variables.target.metadata.ownerReferences"
                     ".exists(r, r.kind == 'Pod' && r.uid == variables.podUid)"),
     ("creatingPod", "request.operation == 'CREATE'"),
-    ("images", optional("images")),
-    ("volumeTypes", optional("volumeTypes")),
     ("containers", "variables.creatingPod ? object.spec.containers + (has(object.spec.initContainers) ? "
                    "object.spec.initContainers : []) : []"),
     ("podVolumes", "variables.creatingPod && has(object.spec.volumes) ? object.spec.volumes : []"),
@@ -112,7 +114,6 @@ DRIVER_VALIDATIONS: list[tuple[str, str]] = [
 def driver_policy() -> dict[str, Any]:
     return {
         "failurePolicy": "Fail",
-        "paramKind": dict(PARAM_KIND),
         "matchConstraints": {"resourceRules": [{
             "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE", "DELETE"],
             "resources": ["pods"]}]},  # the driver's Role has nothing else to write
