@@ -135,7 +135,7 @@ def test_a_job_may_name_only_secrets_its_creator_may_read(admitted: str, kubectl
         "projected": {"volumes": [{"name": "p", "projected": {"sources": [{"secret": {"name": "{}"}}]}}]},
     }
     for case, spec in cases.items():
-        def of(secret: str, spec: dict = spec) -> dict[str, Any]:
+        def of(secret: str, spec: dict = spec, case: str = case) -> dict[str, Any]:
             return scoringjob(f"ref-{case}", **json.loads(json.dumps(spec).replace("{}", secret)))
         assert refusal(kubectl, ns, of("mine"), as_tenant) is None, case
         message = refusal(kubectl, ns, of("theirs"), as_tenant)
