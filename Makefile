@@ -47,6 +47,7 @@ crd: venv
 	$(BIN)/tfscore crd > crds/scoringjob.yaml
 	$(BIN)/tfscore crd --kind ScoringPolicy > crds/scoringpolicy.yaml
 	$(BIN)/tfscore admission > charts/tfscore/files/admission-policies.yaml
+	$(BIN)/tfscore crd --kind ScoringSchedule > crds/scoringschedule.yaml
 
 test-lint: lint
 test-unit: venv

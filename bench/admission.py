@@ -17,6 +17,8 @@ Run with PYTHONPATH=tests (as `make bench-admission` does) so the shared test ha
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import platform
@@ -25,6 +27,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,23 +55,23 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "mean": round(statistics.fmean(ordered), 3)}
 
 
-class PodWatch(threading.Thread):
-    """Raw watch on the namespace's driver pods; records when each job's first driver pod is first seen."""
+class ObjectWatch(threading.Thread):
+    """Raw list + watch through `lister` (a kubernetes client list call, e.g. core.list_namespaced_pod bound to a
+    namespace); records when each object's `key` (a function of the object, None to ignore it) is first seen."""
 
-    def __init__(self, core: Any, namespace: str) -> None:
+    def __init__(self, lister: Any, key: Any) -> None:
         super().__init__(daemon=True)
-        self.core, self.ns = core, namespace
+        self.lister, self.key = lister, key
         self.seen: dict[str, float] = {}
         self.ready = threading.Event()
         self.stop = False
 
     def run(self) -> None:
-        listing = self.core.list_namespaced_pod(self.ns, label_selector="tfscore.io/role=driver", limit=1)
-        rv = listing.metadata.resource_version
+        listing = self.lister(limit=1, _preload_content=False)
+        rv = json.loads(listing.data)["metadata"]["resourceVersion"]
         while not self.stop:
-            resp = self.core.list_namespaced_pod(
-                self.ns, label_selector="tfscore.io/role=driver", watch=True, resource_version=rv,
-                allow_watch_bookmarks=True, timeout_seconds=60, _preload_content=False)
+            resp = self.lister(watch=True, resource_version=rv, allow_watch_bookmarks=True, timeout_seconds=60,
+                               _preload_content=False)
             self.ready.set()
             try:
                 rv = self._consume(resp, rv)
@@ -89,12 +92,20 @@ class PodWatch(threading.Thread):
                 obj = event["object"]
                 rv = obj["metadata"].get("resourceVersion", rv)
                 if event["type"] == "ADDED":
-                    job = (obj["metadata"].get("labels") or {}).get("tfscore.io/job")
-                    if job and job not in self.seen:
-                        self.seen[job] = now
+                    key = self.key(obj)
+                    if key and key not in self.seen:
+                        self.seen[key] = now
             if self.stop:
                 break
         return rv
+
+
+class PodWatch(ObjectWatch):
+    """The namespace's driver pods; records when each job's first driver pod is first seen."""
+
+    def __init__(self, core: Any, namespace: str) -> None:
+        super().__init__(functools.partial(core.list_namespaced_pod, namespace, label_selector="tfscore.io/role=driver"),
+                         lambda pod: (pod["metadata"].get("labels") or {}).get("tfscore.io/job"))
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -188,6 +199,27 @@ def run_phase(api: Any, label: str, jobs: int, rate_per_min: float, creators: in
     return result
 
 
+@contextlib.contextmanager
+def operator_on_a_control_plane(name: str, workers: int, pool: int) -> Iterator[tuple[Any, Operator, dict[str, int]]]:
+    """The operator tier's control plane (or $TFSCORE_OPERATOR_KUBECONFIG) with tfscore's CRDs and a real operator
+    (`workers` reconcile workers, logs in bench/work/<name>) → (API client, operator, pids to account CPU to)."""
+    work = HERE / "work" / name
+    work.mkdir(parents=True, exist_ok=True)
+    plane = ControlPlane("operator-tier", kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
+    t = time.time()
+    kubeconfig = plane.start()
+    print(f"control plane ready in {time.time() - t:.1f}s ({kubeconfig})", flush=True)
+    operator = Operator(kubeconfig, work, env={"TFSCORE_WORKERS": str(workers)})
+    api = api_client(kubeconfig, pool=pool)
+    try:
+        apply_crds(api)
+        operator.start()
+        yield api, operator, {"operator": operator.proc.pid, "bench": os.getpid(), **plane.pids()}
+    finally:
+        operator.stop()
+        plane.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=1000)
@@ -200,25 +232,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "admission.json")
     args = parser.parse_args()
 
-    work = HERE / "work" / "admission"
-    work.mkdir(parents=True, exist_ok=True)
-    plane = ControlPlane("operator-tier", kubeconfig_var="TFSCORE_OPERATOR_KUBECONFIG", build=CI)
-    t = time.time()
-    kubeconfig = plane.start()
-    print(f"control plane ready in {time.time() - t:.1f}s ({kubeconfig})", flush=True)
-    operator = Operator(kubeconfig, work, env={"TFSCORE_WORKERS": str(args.workers)})
     phases: dict[str, Any] = {}
-    api = api_client(kubeconfig, pool=args.creators + 4)
-    try:
-        apply_crds(api)
-        operator.start()
-        pids = {"operator": operator.proc.pid, "bench": os.getpid(), **plane.pids()}
+    with operator_on_a_control_plane("admission", args.workers, args.creators + 4) as (api, operator, pids):
         for phase in [p.strip() for p in args.phases.split(",") if p.strip()]:
             rate = 0.0 if phase == "burst" else args.rate
             phases[phase] = run_phase(api, phase, args.jobs, rate, args.creators, args.timeout, pids)
-    finally:
-        operator.stop()
-        plane.stop()
 
     # Throughput: the best sustained admission rate; latency: as seen at an offered rate above the target (paced).
     # The burst phase's latency is reported too, but it includes queueing whenever the offered rate beats throughput.

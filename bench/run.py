@@ -3,7 +3,8 @@
 (a) raw TF: the SavedModel's signature called on in-memory numpy (the hardware limit, no I/O);
 (b) predict_batch_udf: Spark reads Parquet, array(features) → pyspark.ml.functions.predict_batch_udf → Parquet;
 (c) tfscore: a ScoringJob end to end, Parquet in → Parquet out (committed, counted).
-Two models: a light tabular MLP (64 features) and an MNIST-style conv net on 28×28 images; plus peak memory on one
+Two models: a light tabular MLP (64 features) and an MNIST-style conv net on 28×28 images; several models per pass
+(champion + challenger in one scan against one model, and against two separate jobs); plus peak memory on one
 5M-row partition against one 500k-row partition, and the fixed overhead from start to the first scored batch.
 Results go to bench/results.json and a table on stdout. Ratios, not absolute numbers, are the point: this machine is noisy.
 """
@@ -107,13 +108,14 @@ def main() -> int:
     ap.add_argument("--memory-rows", type=int, nargs=2, default=[500_000, 5_000_000])
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "results.json"))
-    ap.add_argument("--skip", nargs="*", default=[], help="sections to skip: tabular image memory overhead")
+    ap.add_argument("--models-rows", type=int, default=1_000_000)
+    ap.add_argument("--skip", nargs="*", default=[], help="sections to skip: tabular image models memory overhead")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "targets": {
         "tabular_vs_raw": 0.6, "tabular_vs_udf": 3.0, "conv_vs_raw": 0.9, "memory_ratio_max": 1.5,
-        "overhead_seconds_max": 15.0}}
+        "overhead_seconds_max": 15.0, "two_models_vs_one_max": 1.3}}
 
     if "overhead" not in args.skip:
         results["overhead"] = overhead(work)
@@ -127,6 +129,8 @@ def main() -> int:
         results["tabular"] = tabular(spark, work, args.tabular_rows, args.repeat)
     if "image" not in args.skip:
         results["conv"] = conv(spark, work, args.image_rows, args.repeat)
+    if "models" not in args.skip:
+        results["models"] = two_models(spark, work, args.models_rows, args.repeat)
     spark.stop()
     if "memory" not in args.skip:
         results["memory"] = memory(work, *args.memory_rows)
@@ -180,6 +184,44 @@ def conv(spark, work: Path, rows: int, repeat: int) -> dict:
     return {"rows": rows, "raw_tf_rows_s": round(raw), "predict_batch_udf_rows_s": round(udf),
             "tfscore_rows_s": round(ts), "tfscore_vs_raw": round(ts / raw, 3), "tfscore_vs_udf": round(ts / udf, 2),
             "udf_vs_raw": round(udf / raw, 3)}
+
+
+def two_models(spark, work: Path, rows: int, repeat: int) -> dict:
+    """Champion + challenger on the tabular case: one model, both in one pass (`models:`), and two separate jobs, each
+    the best of `repeat` wall times in this process (the same warm Spark session for all three)."""
+    feats = 64
+    roots = {"champion": work / "mlp", "challenger": work / "mlp-challenger"}
+    if not (roots["champion"] / "1").exists():
+        testing.mlp(roots["champion"], features=feats, hidden=(512, 256))
+    if not (roots["challenger"] / "1").exists():
+        testing.mlp(roots["challenger"], features=feats, hidden=(512, 256), seed=7)
+    data = work / f"tabular-{rows}"
+    if not data.exists():
+        testing.write_parquet(data, testing.tabular_columns(rows, feats), row_group=131_072, files=4)
+    names = [f"f{j:02d}" for j in range(feats)]
+
+    def one(name: str) -> object:
+        return _job(f"bench-{name}", str(roots[name]), str(data), str(work / f"out-{name}"), {"features": names},
+                    ["id"], {"probability": "score"})
+
+    both = parse({"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": "bench-two"},
+                  "spec": {"models": [{"name": n, "uri": str(r)} for n, r in roots.items()],
+                           "input": {"uri": str(data), "columns": {"features": names}},
+                           "output": {"uri": str(work / "out-two"), "mode": "overwrite", "passthrough": ["id"]},
+                           "batchSize": BATCH}}, "bench-two")
+    seconds = {}
+    for key, jobs in (("one", [one("champion")]), ("two_in_one_pass", [both]),
+                      ("two_jobs", [one("champion"), one("challenger")])):
+        runs = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            for job in jobs:
+                tfscore_run(spark, job)
+            runs.append(time.perf_counter() - t)
+        seconds[key] = min(runs)
+    return {"rows": rows, "seconds": {k: round(v, 2) for k, v in seconds.items()},
+            "two_in_one_pass_vs_one": round(seconds["two_in_one_pass"] / seconds["one"], 3),
+            "two_jobs_vs_one": round(seconds["two_jobs"] / seconds["one"], 3)}
 
 
 def _peak_run(work: Path, rows: int) -> dict:
@@ -289,6 +331,11 @@ def report(r: dict) -> None:
           f"{'vs udf':>7}")
     for row in rows:
         print(f"{row[0]:28} {row[1]:>14,} {row[2]:>17,} {row[3]:>15,} {row[4]:>7.2f} {row[5]:>7.2f}")
+    if "models" in r:
+        m = r["models"]
+        print(f"\nchampion + challenger ({m['rows']:,} rows): one model {m['seconds']['one']} s; both in one pass "
+              f"{m['seconds']['two_in_one_pass']} s (×{m['two_in_one_pass_vs_one']}); two jobs "
+              f"{m['seconds']['two_jobs']} s (×{m['two_jobs_vs_one']})")
     if "memory" in r:
         m = r["memory"]
         print(f"\npeak memory, one partition: python worker {m['small']['python_worker_peak_mb']} MB "

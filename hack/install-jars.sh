@@ -77,6 +77,7 @@ download() { # coordinate sha256 size -> the verified jar in $JARS_CACHE (a bad 
     rm -f "$tmp"
     die "$coord: sha256 $got_sha ($got_size bytes) does not match jars.lock ($sha, $size bytes); not installed"
   fi
+  chmod 0644 "$tmp"   # mktemp makes files 0600; jars must be readable by every user (images run as uid 1000)
   mv -f "$tmp" "$JARS_CACHE/$name"
 }
 
@@ -150,7 +151,7 @@ install_jars() { # dest
     fetched=$((fetched + 1))
   done
   for name in "${missing[@]}"; do
-    cp -f "$JARS_CACHE/$name" "$dest/.$name.tmp" && mv -f "$dest/.$name.tmp" "$dest/$name"
+    cp -f "$JARS_CACHE/$name" "$dest/.$name.tmp" && chmod 0644 "$dest/.$name.tmp" && mv -f "$dest/.$name.tmp" "$dest/$name"
     installed=$((installed + 1))
   done
   kept=$((${#names[@]} - installed))

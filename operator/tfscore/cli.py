@@ -13,11 +13,13 @@ from pathlib import Path
 import typer
 
 from tfscore.runlog import RunLog
+from tfscore.schedulecli import AT_HELP, schedule_app
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import, here and in Spark's Python workers
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Kubernetes-native batch inference: TensorFlow SavedModels scored on Spark.")
+app.add_typer(schedule_app, name="schedule")
 
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Also show TensorFlow's, the JVM's and Spark's own output "
@@ -30,8 +32,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def crd(kind: str = typer.Option("ScoringJob", "--kind", help="ScoringJob or ScoringPolicy (or a plural or short "
-                                                               "name).")) -> None:
+def crd(kind: str = typer.Option("ScoringJob", "--kind", help="ScoringJob, ScoringSchedule or ScoringPolicy (or a "
+                                                               "plural or short name).")) -> None:
     """Print a CustomResourceDefinition (generated from the pydantic API models)."""
     from tfscore.api.crd import kind_named, render_yaml
 
@@ -128,8 +130,21 @@ def _unexpected(exc: BaseException, log: RunLog) -> str:
     else:
         sys.stderr.write(trace)
         where = "details above"
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    from tfscore.runtime.errors import cause
+
+    first = cause(exc)
     return f"tfscore failed unexpectedly: {type(exc).__name__}: {first} ({where}; please report it)"
+
+
+def _report_failure(term: Path | None, reason: str, message: str) -> None:
+    """The termination message of a failed run: contract.Failure (reason + the one sentence), within the kubelet's limit."""
+    import json
+
+    from tfscore.api.contract import MAX_TERMINATION_MESSAGE, Failure
+
+    if term:
+        room = MAX_TERMINATION_MESSAGE - len(reason) - 40
+        term.write_text(json.dumps(Failure(reason=reason, message=message[:room]).to_wire()))
 
 
 def _execute(job, master: str | None, spark_properties: str | None, termination_log: str | None,
@@ -138,7 +153,6 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
 
     from rich.console import Console
 
-    from tfscore.api.contract import MAX_TERMINATION_MESSAGE
     from tfscore.api.manifest import ManifestError
     from tfscore.runtime.errors import TfscoreError
 
@@ -151,13 +165,11 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
         props = read_properties(spark_properties)
         result = run_job(job, RunOptions(master=master, properties=props, show_progress=console.is_terminal))
     except (TfscoreError, ManifestError) as exc:
-        if term:
-            term.write_text(str(exc)[:MAX_TERMINATION_MESSAGE])
+        _report_failure(term, getattr(exc, "reason", "RunFailed"), str(exc))
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one sentence, never a traceback
         message = _unexpected(exc, log)
-        if term:
-            term.write_text(message[:MAX_TERMINATION_MESSAGE])
+        _report_failure(term, "InternalError", message)
         _fail(message, code=1)
     if term:
         term.write_text(json.dumps(result.to_wire()))
@@ -169,8 +181,10 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
 
 @app.command()
 def run(
-    manifest: str = typer.Argument(None, help="ScoringJob manifest (YAML or JSON), as given to kubectl apply."),
+    manifest: str = typer.Argument(None, help="ScoringJob manifest (YAML or JSON), as given to kubectl apply; or a "
+                                              "ScoringSchedule with --at."),
     spec: str = typer.Option(None, "--spec", help="Same as MANIFEST (the driver pod's /etc/tfscore/job.json)."),
+    at: str = typer.Option(None, "--at", help=AT_HELP + " Runs that run of a ScoringSchedule."),
     master: str = typer.Option(None, "--master", help="Spark master (default: local[*], or the properties' "
                                                       "spark.master)."),
     spark_properties: str = typer.Option(None, "--spark-properties", help="Spark conf file (key=value lines)."),
@@ -178,14 +192,15 @@ def run(
     output_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     verbose: bool = VERBOSE,
 ) -> None:
-    """Run a ScoringJob manifest on Spark (local mode by default)."""
-    from tfscore.api.manifest import ManifestError, load
+    """Run a ScoringJob manifest on Spark (local mode by default), or one run of a ScoringSchedule (--at)."""
+    from tfscore.api.manifest import ManifestError
+    from tfscore.schedulecli import load_job
 
     path = spec or manifest
     if not path:
         _fail("give a manifest: tfscore run JOB.yaml")
     try:
-        job = load(path)
+        job = load_job(path, at)
     except ManifestError as exc:
         _fail(str(exc))
     with RunLog(verbose) as log:

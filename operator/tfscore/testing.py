@@ -128,6 +128,33 @@ def string_int_model(root: str | Path, version: int = 1) -> str:
     return _save(m, root, version, {"serving_default": m.serve, "count_only": m.count_only})
 
 
+def keras_mlp(root: str | Path, features: int = 8, hidden: int = 16, version: int = 1, seed: int = 0) -> str:
+    """A Keras 3 `.keras` archive at <root>/<version>/model.keras: input `feats` float32[None, features] → outputs
+    `risk` float32[None, 1] (sigmoid) and `logit` float32[None, 1]."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(shape=(features,), name="feats", dtype="float32")
+    x = keras.layers.Dense(hidden, activation="relu", name="hidden")(inp)
+    logit = keras.layers.Dense(1, name="logit")(x)
+    risk = keras.layers.Activation("sigmoid", name="risk")(logit)
+    model = keras.Model(inputs={"feats": inp}, outputs={"risk": risk, "logit": logit})
+    target = Path(root) / str(version)
+    target.mkdir(parents=True, exist_ok=True)
+    path = target / "model.keras"
+    model.save(str(path))
+    return str(path)
+
+
+def call_keras(path: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A .keras model called directly on in-memory numpy (the reference)."""
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)
+    out = model({k: np.asarray(v) for k, v in feeds.items()}, training=False)
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
 def write_parquet(path: str | Path, columns: dict[str, pa.Array | np.ndarray | list], row_group: int = 65_536,
                   files: int = 1) -> str:
     """Write `columns` as `files` Parquet files under directory `path` (row groups of `row_group` rows)."""

@@ -51,7 +51,8 @@ def kubectl(kubeconfig: str) -> Kubectl:
 def crds(kubectl: Kubectl) -> None:
     """The chart's crds/ applied the way its README tells users to upgrade them (server-side apply)."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
-    kubectl.wait_established("scoringjobs.tfscore.io", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
+    kubectl.wait_established("scoringjobs.tfscore.io", "scoringschedules.tfscore.io", "kopfpeerings.kopf.dev",
+                             "clusterkopfpeerings.kopf.dev")
 
 
 @pytest.fixture(scope="session")

@@ -74,8 +74,10 @@ def test_watch_namespaces_get_roles_and_driver_accounts(helm: Helm) -> None:
 def test_operator_rules_cover_its_api_calls_and_nothing_more(helm: Helm) -> None:
     rules = operator_rules(one(helm.template(namespace=NS), "Role", "-operator"))
     assert rules == {
-        ("tfscore.io", "scoringjobs"): {"get", "list", "watch", "patch", "update", "delete"},
+        ("tfscore.io", "scoringjobs"): {"get", "list", "watch", "create", "patch", "update", "delete"},  # runs: create
         ("tfscore.io", "scoringjobs/status"): {"get", "patch", "update"},
+        ("tfscore.io", "scoringschedules"): {"get", "list", "watch"},
+        ("tfscore.io", "scoringschedules/status"): {"get", "patch", "update"},
         ("", "pods"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "services"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "configmaps"): {"create", "get", "list", "watch", "delete"},  # immutable: never patched
@@ -84,6 +86,25 @@ def test_operator_rules_cover_its_api_calls_and_nothing_more(helm: Helm) -> None
         ("tfscore.io", "scoringpolicies"): {"get"},
         ("", "events"): {"create", "patch"},
     }
+
+
+@pytest.mark.parametrize("cluster_wide", [False, True], ids=["namespaced", "cluster-wide"])
+def test_kueue_adds_workload_rules_a_read_only_cluster_role_and_the_switch(helm: Helm, cluster_wide: bool) -> None:
+    off = helm.template({"clusterWide": cluster_wide}, namespace=NS)
+    assert env_of(operator_container(off))["TFSCORE_KUEUE"] == "false"
+    assert not [d for d in off if d["metadata"]["name"].endswith("-kueue")]
+    assert all(group != "kueue.x-k8s.io" for role in kinds(off, "Role") + kinds(off, "ClusterRole")
+               for group, _ in operator_rules(role))
+    on = helm.template({"clusterWide": cluster_wide, "kueue": {"enabled": True}}, namespace=NS)
+    assert env_of(operator_container(on))["TFSCORE_KUEUE"] == "true"
+    rules = operator_rules(one(on, "ClusterRole" if cluster_wide else "Role", "-operator"))
+    assert rules[("kueue.x-k8s.io", "workloads")] == {"create", "get", "list", "watch", "patch", "delete"}
+    assert rules[("kueue.x-k8s.io", "workloads/status")] == {"get", "patch"}
+    assert operator_rules(one(on, "ClusterRole", "-kueue")) == {("kueue.x-k8s.io", "resourceflavors"): {"get"},
+                                                               ("scheduling.k8s.io", "priorityclasses"): {"get", "list"}}
+    binding = one(on, "ClusterRoleBinding", "-kueue")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "t-tfscore-kueue"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "t-tfscore", "namespace": NS}]
 
 
 def test_driver_role_is_what_spark_needs(helm: Helm) -> None:
@@ -308,14 +329,15 @@ def test_labels_and_selectors(helm: Helm, files: list) -> None:
 
 
 def test_chart_crd_is_the_generated_crd(helm: Helm, tmp_path) -> None:
-    """One source of truth: crds/scoringjob.yaml (generated from the pydantic models) is the chart's CRD, byte for
-    byte, also inside the packaged chart (helm package resolves the symlink)."""
-    source = (ROOT / "crds" / "scoringjob.yaml").read_bytes()
-    assert (CHART / "crds" / "scoringjob.yaml").read_bytes() == source
+    """One source of truth: crds/scoringjob.yaml and crds/scoringschedule.yaml (generated from the pydantic models)
+    are the chart's CRDs, byte for byte, also inside the packaged chart (helm package resolves the symlinks)."""
     helm.run("package", str(CHART), "--destination", str(tmp_path))
     (package,) = tmp_path.glob("tfscore-*.tgz")
     with tarfile.open(package) as tar:
-        member = tar.getmember("tfscore/crds/scoringjob.yaml")
-        assert member.isfile()
-        assert tar.extractfile(member).read() == source
+        for name in ("scoringjob.yaml", "scoringschedule.yaml"):
+            source = (ROOT / "crds" / name).read_bytes()
+            assert (CHART / "crds" / name).read_bytes() == source
+            member = tar.getmember(f"tfscore/crds/{name}")
+            assert member.isfile()
+            assert tar.extractfile(member).read() == source
         assert "tfscore/values.schema.json" in tar.getnames()

@@ -298,6 +298,7 @@ def helm_values(runtime: Image, operator: Image, pull_policy: str) -> dict[str, 
         "image": {**operator.values, "pullPolicy": pull_policy},
         "runtime": {"image": runtime.values, "pullPolicy": pull_policy},
         "operator": {"backoffBaseSeconds": 1, "backoffMaxSeconds": 5},   # a killed driver is retried at once
+        "kueue": {"enabled": True},   # labelled jobs wait for Kueue (test_e2e_kueue.py); the others are unaffected
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
     }
 

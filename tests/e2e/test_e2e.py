@@ -58,9 +58,10 @@ def check_output(job: dict[str, Any], volume: Path, reference: dict[str, Any]) -
 
 
 def check_done(jobs: Jobs, job: dict[str, Any], status: dict[str, Any], volume: Path, reference: dict[str, Any],
-               attempts: int = 1) -> None:
+               attempts: int = 1, failed: int | None = None) -> None:
     """A Succeeded job: status.result from the driver's termination message, status.model, progress at 100%; `attempts`
-    attempts of which only the last driver pod is left; and its output (check_output)."""
+    attempts (`failed` of them failures, default all but the last) of which only the last driver pod is left; and its
+    output (check_output)."""
     name, rows = job["metadata"]["name"], reference["result"]["rowsIn"]
     result = status.get("result") or {}
     assert (result.get("rowsIn"), result.get("rowsOut"), result.get("rowsQuarantined")) == (rows, rows, 0), result
@@ -68,7 +69,7 @@ def check_done(jobs: Jobs, job: dict[str, Any], status: dict[str, Any], volume: 
     assert (status.get("model") or {}).get("version") == "1", status.get("model")
     progress = status.get("progress") or {}
     assert progress.get("percent") == 100 and progress.get("rowsScored") == rows, progress
-    assert (status["attempts"], status.get("failed", 0)) == (attempts, attempts - 1), status
+    assert (status["attempts"], status.get("failed", 0)) == (attempts, attempts - 1 if failed is None else failed), status
     drivers = [p["metadata"]["name"] for p in jobs.driver_pods(name)]
     assert drivers == [f"{name}-driver-{attempts}"], f"driver pods: {drivers}"
     check_output(job, volume, reference)

@@ -21,12 +21,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "hack" / "cluster" / "kueue.sh"
+from harness.common import CLUSTER, Unavailable
+
+SCRIPT = CLUSTER / "kueue.sh"
 PORT_VARS = ("TFSCORE_KUEUE_WEBHOOK_PORT", "TFSCORE_KUEUE_HEALTH_PORT", "TFSCORE_KUEUE_METRICS_PORT")
+# A test tier's own Kueue: 36743/36781/36744 (+ the tier's port offset, + TFSCORE_TEST_PORT_OFFSET) sit above every
+# control plane's ports (controlplane.BASE_PORTS 36348-36543, + 100 for the chart tier) and below the next checkout's
+# (+ 1000 each), so side-by-side tiers and checkouts never share one. The harness cluster's own Kueue keeps lib.sh's.
+TIER_PORTS = {"TFSCORE_KUEUE_WEBHOOK_PORT": 36743, "TFSCORE_KUEUE_HEALTH_PORT": 36781,
+              "TFSCORE_KUEUE_METRICS_PORT": 36744}
 
 
-class Unavailable(Exception):
-    """Kueue cannot be started here (the message says why)."""
+def tier_ports(port_offset: int = 0) -> dict[str, int]:
+    extra = int(os.environ.get("TFSCORE_TEST_PORT_OFFSET", "0") or 0)
+    return {k: v + port_offset + extra for k, v in TIER_PORTS.items()}
 
 
 class Kueue:

@@ -18,10 +18,11 @@ def tfscore(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
 
 
 def job_doc(model_uri, input_uri, output_uri, /, **spec) -> dict:
-    """A ScoringJob manifest; `spec` keys override/extend (model/input/output dicts are merged)."""
+    """A ScoringJob manifest; `spec` keys override/extend (model/input/output dicts are merged). No model_uri: the
+    spec gives `models` instead."""
     doc = {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": "t"},
-           "spec": {"model": {"uri": str(model_uri)}, "input": {"uri": str(input_uri)},
-                    "output": {"uri": str(output_uri)}}}
+           "spec": {**({"model": {"uri": str(model_uri)}} if model_uri is not None else {}),
+                    "input": {"uri": str(input_uri)}, "output": {"uri": str(output_uri)}}}
     for key, value in spec.items():
         if key in ("model", "input", "output"):
             doc["spec"][key].update(value)

@@ -20,13 +20,12 @@ import re
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness.common import ROOT, Unavailable
+
 S3_HACK = ROOT / "hack" / "s3"
 UNBUILT = 3   # up.sh's exit code when weed is not built and --build was not given
 
 
-class Unavailable(Exception):
-    """SeaweedFS cannot be started here; the message says why."""
 
 
 class SeaweedFS:

@@ -19,19 +19,39 @@ pytestmark = pytest.mark.runtime
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint():
-    """A real S3 API server (moto) on loopback. Its address and credentials go into the environment before the Spark
-    JVM starts, so Spark's Python workers inherit them exactly as executor pods get theirs from Secrets."""
+def seaweed():
+    """A real S3 server (SeaweedFS, hack/s3) on loopback, from an empty state. Its address and credentials go into the
+    environment before the Spark JVM starts, so Spark's Python workers (and S3A) inherit them exactly as executor pods
+    get theirs from Secrets. Under CI=true weed is built when missing; elsewhere a missing build skips."""
+    from harness.common import CACHE, CI, Unavailable, skip_or_fail
+    from harness.seaweedfs import SeaweedFS
+
+    server = SeaweedFS(CACHE, CACHE / "runtime-tier" / "s3")
+    try:
+        server.stop(purge=True)  # a previous run killed before its teardown
+        server.start(build=CI)
+    except Unavailable as exc:
+        skip_or_fail("runtime", f"no S3 server: {exc}")
+    os.environ.update(server.env())
+    yield server
+    server.stop(purge=True)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(seaweed) -> str:
+    return seaweed.endpoint
+
+
+@pytest.fixture(scope="session")
+def moto_sts():
+    """moto's STS (and S3) on loopback: only where a fault must be injected or SeaweedFS has no counterpart (web
+    identity: an STS that accepts any token)."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    os.environ.update({"AWS_ACCESS_KEY_ID": "tfscore", "AWS_SECRET_ACCESS_KEY": "tfscore-secret",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
-                       "AWS_ENDPOINT_URL_S3": endpoint})
-    yield endpoint
+    yield f"http://{host}:{port}"
     server.stop()
 
 
@@ -39,12 +59,18 @@ def s3_endpoint():
 def spark(s3_endpoint):
     from pyspark.sql import SparkSession
 
-    # local[2,4]: two cores, and up to four attempts per task, so retries behave as on a cluster.
-    session = (SparkSession.builder.master("local[2,4]").appName("tfscore-tests")
+    from tfscore.runtime import cloud
+
+    # local[2,4]: two cores, and up to four attempts per task, so retries behave as on a cluster. The object stores'
+    # Hadoop conf comes from the same environment as fsspec's (tfscore.runtime.cloud), as in a real run.
+    builder = (SparkSession.builder.master("local[2,4]").appName("tfscore-tests")
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.shuffle.partitions", "4").config("spark.driver.memory", "2g")
-               .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tfscore-warehouse"))
-               .getOrCreate())
+               .config("spark.sql.session.timeZone", "UTC")
+               .config("spark.sql.warehouse.dir", str(Path(os.environ.get("TMPDIR", "/tmp")) / "tfscore-warehouse")))
+    for key, value in cloud.spark_conf(os.environ).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("FATAL")
     yield session
     session.stop()

@@ -200,3 +200,15 @@ def test_bad_where_names_the_filter(run, models, tmp_path, tabular):
                        input={"where": "no_such_col > 1", "columns": {"features": FEATURES}}),
           "no_such_col > 1")
     assert_nothing_written(tmp_path)
+
+
+def test_a_java_error_is_told_by_its_innermost_cause(spark):
+    """py4j's own text ("An error occurred while calling …") says nothing; the sentence carries the Java cause."""
+    from tfscore.runtime.errors import cause
+
+    try:
+        spark._jvm.java.lang.Class.forName("org.apache.hadoop.fs.s3a.NoSuchFileSystem")
+    except Exception as exc:  # noqa: BLE001 - py4j's Py4JJavaError
+        assert cause(exc) == "ClassNotFoundException: org.apache.hadoop.fs.s3a.NoSuchFileSystem"
+    else:
+        raise AssertionError("Class.forName of a missing class succeeded")

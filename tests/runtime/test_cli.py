@@ -58,7 +58,8 @@ def test_failure_exit_code_message_and_termination_log(models, tmp_path):
     proc = tfscore("run", manifest, "--termination-log", term)
     assert proc.returncode == 2
     assert "model.version: version 9 not found" in proc.stderr and "Traceback" not in proc.stderr
-    assert term.read_text().startswith("model.version: version 9 not found")
+    failure = json.loads(term.read_text())  # api.contract.Failure: the operator names the failure by its reason
+    assert failure["reason"] == "RunFailed" and failure["message"].startswith("model.version: version 9 not found")
 
 
 def test_manifest_with_unknown_and_mistyped_fields(models, tmp_path):
@@ -116,17 +117,18 @@ def test_sigterm_while_scoring_discards_the_staging(models, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err[-3000:]
     assert "terminated (SIGTERM" in err and "nothing was committed" in term.read_text()
+    assert json.loads(term.read_text())["reason"] == "Terminated"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "job.yaml", "termination-log"], list(tmp_path.iterdir())
 
 
 def test_example_manifests_are_valid_and_demo_matches():
-    from tfscore.api.manifest import load
+    from tfscore.api.manifest import load_any
     from tfscore.runtime.demo import demo_job_yaml
 
     examples = sorted((ROOT / "examples").glob("*.yaml"))
     assert examples
     for path in examples:
-        load(path)
+        load_any(path)  # a ScoringJob or a ScoringSchedule
     assert (ROOT / "examples" / "demo-job.yaml").read_text() == demo_job_yaml(".demo")
 
 

@@ -105,7 +105,7 @@ def test_append_records_run_history(run, models, tmp_path, data):
 def test_retry_cleans_up_after_a_killed_attempt(run, models, tmp_path, data):
     """A driver killed with no chance to clean up (SIGKILL, OOM, lost node) left staging beside the output; the next
     attempt of the same ScoringJob (same uid) removes it, and another job's staging is left alone."""
-    from tfscore.runtime import io
+    from tfscore.runtime import commit as io
 
     uid = "5d0c1b2a-0000-4000-8000-00000000abcd"
     out = tmp_path / "out"

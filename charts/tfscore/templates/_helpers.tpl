@@ -71,9 +71,15 @@ kopf operator (kopf's default peering is "default") shares the peer group. */}}
 {{- define "tfscore.operatorRules" -}}
 - apiGroups: [tfscore.io]
   resources: [scoringjobs]
-  verbs: [get, list, watch, patch, update, delete]
+  verbs: [get, list, watch, create, patch, update, delete]
 - apiGroups: [tfscore.io]
   resources: [scoringjobs/status]
+  verbs: [get, patch, update]
+- apiGroups: [tfscore.io]
+  resources: [scoringschedules]
+  verbs: [get, list, watch]
+- apiGroups: [tfscore.io]
+  resources: [scoringschedules/status]
   verbs: [get, patch, update]
 - apiGroups: [""]
   resources: [pods, services]
@@ -93,6 +99,14 @@ kopf operator (kopf's default peering is "default") shares the peer group. */}}
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+{{- if .Values.kueue.enabled }}
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [create, get, list, watch, patch, delete]
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads/status]
+  verbs: [get, patch]
+{{- end }}
 {{- if include "tfscore.peering" . }}
 - apiGroups: [kopf.dev]
   resources: [{{ if .Values.clusterWide }}clusterkopfpeerings{{ else }}kopfpeerings{{ end }}]

@@ -1,9 +1,10 @@
 """The runtime ↔ operator contract: where the operator hands a run its spec, and how the driver reports back.
 
-Both sides import these names; neither spells a path, key or wire form of its own. The operator mounts the (immutable, per-attempt)
-ConfigMap `<job>-spec-<attempt>` at SPEC_MOUNT (keys SPEC_KEY, PROPERTIES_KEY, EXECUTOR_TEMPLATE_KEY); the driver patches its own pod's
-PROGRESS_ANNOTATION with a `Progress` in wire form every few seconds, and on exit writes TERMINATION_LOG: a `Result` in wire
-form on success, one line of cause on failure. The runtime imports nothing from Kubernetes libraries.
+Both sides import these names; neither spells a path, key or wire form of its own. The operator mounts the
+(immutable, per-attempt) ConfigMap `<job>-spec-<attempt>` at SPEC_MOUNT (keys SPEC_KEY, PROPERTIES_KEY,
+EXECUTOR_TEMPLATE_KEY); the driver patches its own pod's PROGRESS_ANNOTATION with a `Progress` in wire form every
+few seconds, and on exit writes TERMINATION_LOG: a `Result` in wire form on success, one line of cause on failure.
+The runtime imports nothing from Kubernetes libraries.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ MAX_TERMINATION_MESSAGE = 4000  # the kubelet keeps at most 4096 bytes of a term
 class ModelStatus(StatusModel):
     """The model a run actually scored with."""
 
+    name: Annotated[str | None, Field(description="Its name, when the job scores several models.")] = None
     uri: Annotated[str | None, Field(description="The model URI as given in the spec.")] = None
     version: Annotated[str | None, Field(description="The version resolved at start (for 'latest').")] = None
     fingerprint: Annotated[str | None, Field(description="SavedModel fingerprint, checked on every executor.")] = None
@@ -70,7 +72,9 @@ class Result(StatusModel):
     rows_per_second: Annotated[float, Field(description="rowsIn / seconds.")]
     output_uri: Annotated[str, Field(description="Where the output was committed.")]
     quarantine_uri: Annotated[str | None, Field(description="Where quarantined rows were committed.")] = None
-    model: Annotated[ModelStatus | None, Field(description="The model scored with.")] = None
+    model: Annotated[ModelStatus | None, Field(description="The model scored with (the first, with several).")] = None
+    models: Annotated[list[ModelStatus], Field(description="Every model scored with, when the job scores "
+                                                           "several.")] = []
     statistics: Annotated[PredictionStatistics | None, Field(description="The predictions' statistics (and drift).")] \
         = None
     incremental: Annotated[IncrementalResult | None, Field(description="The partitions an incremental run scored.")] \

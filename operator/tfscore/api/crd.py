@@ -4,7 +4,10 @@ pydantic emits JSON Schema 2020-12; the API server wants a *structural* OpenAPI 
 `$ref`s inlined, titles dropped, `X | None` becomes an optional X (the API server drops nulls, pydantic reads absent as
 None), enums and defaults kept (empty-collection defaults dropped so stored objects stay small), free-form core/v1 objects
 (`dict[str, Any]`: tolerations, env, volumes, …) become `type: object` + `x-kubernetes-preserve-unknown-fields`, and the CEL
-`x-kubernetes-validations` attached in the kind modules travel along. Nothing here is hand-written per field.
+`x-kubernetes-validations` attached in the kind modules travel along. Nothing here is hand-written per field: a kind
+module that needs more on a nested schema it reuses (ScoringSchedule's template rules inside a ScoringJobSpec) attaches
+`x-tfscore-overlay: {dotted.path: {key: value}}` to the field, and the keys are laid over the sub-schemas at those paths
+(`x-append-description` appends to the description).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from tfscore.api import scoringjob, scoringpolicy
+from tfscore.api import scoringjob, scoringpolicy, scoringschedule
 from tfscore.api.common import API_VERSION, GROUP, VERSION
 
+OVERLAY = "x-tfscore-overlay"
 _DROP = {"title", "examples", "$defs", "definitions", "$schema", "discriminator", "readOnly", "writeOnly", "deprecated"}
 
 # Key order in the rendered YAML (readability only): what a node is first, its children last.
@@ -29,12 +33,13 @@ _ORDER = {k: i for i, k in enumerate([
 ])}
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
-    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Pending, Running, Succeeded, "
-                                                                                      "Failed or Suspended."},
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Pending, Queued, Running, "
+                                                                                      "Succeeded, Failed or Suspended."},
     {"name": "Progress", "type": "integer", "jsonPath": ".status.progress.percent", "description": "Percent of tasks "
                                                                                                      "done."},
     {"name": "Rows", "type": "integer", "jsonPath": ".status.progress.rowsScored", "description": "Rows scored."},
-    {"name": "Model", "type": "string", "jsonPath": ".spec.model.uri", "description": "SavedModel URI."},
+    {"name": "Model", "type": "string", "jsonPath": ".status.modelSummary", "description": "The model's uri (the "
+                                                                                       "first's, +N more)."},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Version", "type": "string", "jsonPath": ".status.model.version", "priority": 1,
      "description": "Model version actually scored with."},
@@ -62,6 +67,7 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = dict(node)
+    overlay = node.pop(OVERLAY, None)
     ref = node.pop("$ref", None)
     if ref is not None:  # inline; keys beside the $ref (description, default, validations) win
         node = {**copy.deepcopy(defs[ref.rsplit("/", 1)[-1]]), **node}
@@ -70,9 +76,13 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         if branches is None:
             continue
         present = [b for b in branches if not _is_null(b)]
-        if len(present) == 1:  # Optional[X]: X, absent when None
+        if len(present) == 1:  # Optional[X]: X, absent when None (X converted once, below, with this node)
             del node[key]
-            merged = {**_structural(present[0], defs), **{k: v for k, v in node.items() if k != "default"}}
+            inner = dict(present[0])
+            ref = inner.pop("$ref", None)
+            if ref is not None:
+                inner = {**copy.deepcopy(defs[ref.rsplit("/", 1)[-1]]), **inner}
+            merged = {**inner, **{k: v for k, v in node.items() if k != "default"}}
             if node.get("default") is not None:
                 merged["default"] = node["default"]
             node = merged
@@ -105,7 +115,24 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         else:
             out[key] = value
     _fix_default(out)
+    if overlay:
+        _lay_over(out, overlay)
     return dict(sorted(out.items(), key=lambda kv: _ORDER.get(kv[0], len(_ORDER))))
+
+
+def _lay_over(node: dict[str, Any], overlay: dict[str, dict[str, Any]]) -> None:
+    for path, extra in overlay.items():
+        target = node
+        for part in path.split("."):
+            target = target["properties"][part]  # a KeyError here is a wrong path in a kind module: fail the build
+        for key, value in extra.items():
+            if key == "x-append-description":
+                target["description"] = target.get("description", "") + value
+            else:
+                target[key] = copy.deepcopy(value)
+        ordered = sorted(target.items(), key=lambda kv: _ORDER.get(kv[0], len(_ORDER)))
+        target.clear()
+        target.update(ordered)
 
 
 def _fix_default(node: dict[str, Any]) -> None:
@@ -139,13 +166,16 @@ KINDS: dict[str, tuple[Any, type[BaseModel], type[BaseModel] | None, str, list[d
     scoringjob.KIND: (scoringjob, scoringjob.ScoringJobSpec, scoringjob.ScoringJobStatus,
                       "A batch-inference run: a TensorFlow SavedModel scored over a dataset by Spark on Kubernetes.",
                       PRINTER_COLUMNS),
+    scoringschedule.KIND: (scoringschedule, scoringschedule.ScoringScheduleSpec,
+                           scoringschedule.ScoringScheduleStatus, scoringschedule.DESCRIPTION,
+                           scoringschedule.PRINTER_COLUMNS),
     scoringpolicy.KIND: (scoringpolicy, scoringpolicy.ScoringPolicySpec, None, scoringpolicy.DESCRIPTION,
                          POLICY_COLUMNS),
 }
 
 
 def kind_named(name: str) -> str:
-    """The kind for a kind, plural, singular or short name in any case (`tfscore crd --kind scoringpolicy`)."""
+    """The kind for a kind, plural, singular or short name in any case (`tfscore crd --kind ss`)."""
     for kind, (module, *_rest) in KINDS.items():
         if name.lower() in {kind.lower(), module.PLURAL, module.SINGULAR, *module.SHORT_NAMES}:
             return kind

@@ -8,6 +8,7 @@ manifests with the same message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -81,25 +82,62 @@ class EnvVar(WireModel):
 
 
 class ModelSpec(WireModel):
-    """The TensorFlow SavedModel to score with."""
+    """The TensorFlow model to score with: a SavedModel, or a Keras 3 `.keras` archive."""
 
     uri: Annotated[str, Field(min_length=1, max_length=MAX_URI,
-                              description="SavedModel location: a path, file://, s3://, gs://, hdfs://, "
-                                          "http(s):// … Either the SavedModel itself or a directory of "
-                                          "TF-Serving numeric version directories (1/, 2/, …).")]
+                              description="Model location: a path, file://, s3://, gs://, abfs[s]://, http(s):// … A "
+                                          "SavedModel directory, a `.keras` archive, or a directory of TF-Serving "
+                                          "numeric version directories (1/, 2/, …) each holding either.")]
     version: Annotated[str, Field(description="'latest' (the highest numeric version directory) or a pinned number. "
                                               "Ignored when uri is a SavedModel itself.",
                                   pattern=r"^(latest|[0-9]+)$",
                                   # `version: 3` is accepted (coerced to "3"), so the CRD takes int or string too.
                                   json_schema_extra={"x-kubernetes-int-or-string": True})] = "latest"
-    signature: Annotated[str, Field(min_length=1, max_length=MAX_NAME, description="Signature to call.")] = \
+    signature: Annotated[str, Field(min_length=1, max_length=MAX_NAME,
+                                    description="Signature to call (SavedModel; a .keras model is called as it is).")] = \
         "serving_default"
-    tags: Annotated[list[Name], Field(max_length=16, description="MetaGraph tags to load.")] = ["serve"]
+    tags: Annotated[list[Name], Field(max_length=16, description="MetaGraph tags to load (SavedModel).")] = ["serve"]
 
     @field_validator("version", mode="before")
     @classmethod
     def _version_str(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+
+MODEL_NAME_PATTERN = r"^[a-z]([a-z0-9_]{0,30}[a-z0-9])?$"
+MODELS_RULE = {
+    "rule": "has(self.model) != (has(self.models) && size(self.models) > 0)",
+    "message": "exactly one of model or models must be set",
+}
+MODEL_NAMES_RULE = {
+    "rule": "self.all(m, self.exists_one(n, n.name == m.name))",
+    "message": "models: every model needs its own name",
+}
+
+
+PREDICTIONS_RULE = {
+    "rule": "!has(self.models) || size(self.models) == 0 || !has(self.output.predictions) || "
+            "size(self.output.predictions) == 0",
+    "message": "with models, name the prediction columns in each model's predictions, not in output.predictions",
+}
+
+
+class NamedModel(ModelSpec):
+    """One of several models scored in the same pass over the input (champion first, then challengers)."""
+
+    # max_length: the API server bounds the cost of MODEL_NAMES_RULE's pairwise comparison by it (the pattern says 32
+    # too, but CEL's cost estimator reads only maxLength/maxItems).
+    name: Annotated[str, Field(pattern=MODEL_NAME_PATTERN, max_length=32,
+                               description="Names the model in messages, the status and the default prediction columns "
+                                           "(<name>_<output>).")]
+    columns: Annotated[
+        dict[str, str | list[str]],
+        Field(description="This model's signature input → column(s), where it differs from input.columns."),
+    ] = {}
+    predictions: Annotated[
+        dict[str, str],
+        Field(description="This model's signature output → output column (default: <name>_<output> for every output)."),
+    ] = {}
 
 
 class InputFormat(StrEnum):
@@ -294,9 +332,13 @@ class DriftCheck(WireModel):
 class ScoringJobSpec(WireModel):
     """What to score (model), over what (input), into what (output), and how the run is resourced and retried."""
 
-    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [QUARANTINE_RULE]})
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [QUARANTINE_RULE, MODELS_RULE,
+                                                                             PREDICTIONS_RULE]})
 
-    model: ModelSpec
+    model: Annotated[ModelSpec | None, Field(description="The model (or use models for several in one pass).")] = None
+    models: Annotated[list[NamedModel], Field(max_length=8, description="Several models scored in one pass over the "
+                                                                        "input, champion first (instead of model).",
+                                              json_schema_extra={"x-kubernetes-validations": [MODEL_NAMES_RULE]})] = []
     input: Annotated[Input, Field(json_schema_extra={"x-kubernetes-validations": [INPUT_SOURCE_RULE,
                                                                                   TABLE_FORMAT_RULE]})]
     output: Output
@@ -329,6 +371,12 @@ class ScoringJobSpec(WireModel):
     suspend: Annotated[bool, Field(description="true: stop (or do not start) the run; false again resumes.")] = False
     service_account_name: Annotated[str | None, Field(max_length=253, description="Driver service account (default: "
                                                                                   "tfscore-driver).")] = None
+    priority_class_name: Annotated[
+        str | None,
+        Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+              description="PriorityClass of the driver and executor pods; with a Kueue queue (label "
+                          "kueue.x-k8s.io/queue-name) also the Workload's priority, which decides preemption."),
+    ] = None
     node_selector: Annotated[dict[str, Annotated[str, Field(max_length=63)]],
                              Field(max_length=64, description="Node labels the driver and executor pods must match.")] = {}
     tolerations: Annotated[list[core_object("Toleration")],
@@ -349,10 +397,44 @@ class ScoringJobSpec(WireModel):
     def _check_rules(self) -> ScoringJobSpec:
         if self.on_invalid_row == OnInvalidRow.quarantine and not self.quarantine_uri:
             raise ValueError(QUARANTINE_RULE["message"])
+        if (self.model is None) == (not self.models):
+            raise ValueError(MODELS_RULE["message"])
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(MODEL_NAMES_RULE["message"])
+        if self.models and self.output.predictions:
+            raise ValueError(PREDICTIONS_RULE["message"])
         overlap = set(self.output.passthrough) & set(self.output.predictions.values())
         if overlap:
             raise ValueError(f"output.passthrough and output.predictions both name column(s) {sorted(overlap)}")
         return self
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model of a run as the runtime scores it: how messages name it (`model` or `models[1] (challenger)`), its
+    spec, its input columns and its prediction names."""
+
+    index: int
+    name: str  # "" for the single `model`
+    spec: ModelSpec
+    columns: dict[str, str | list[str]]  # its own mapping: every key must be an input of its signature
+    predictions: dict[str, str]
+    prefix: str  # the default prediction column prefix ("" for the single model)
+    shared: dict[str, str | list[str]] = field(default_factory=dict)  # input.columns: used where its signature has it
+
+    @property
+    def label(self) -> str:
+        return "model" if not self.name else f"models[{self.index}] ({self.name})"
+
+
+def model_entries(spec: ScoringJobSpec) -> list[ModelEntry]:
+    """`model`, or every entry of `models`, as the runtime scores them."""
+    if spec.model is not None:
+        return [ModelEntry(0, "", spec.model, dict(spec.input.columns), dict(spec.output.predictions), "")]
+    return [ModelEntry(i, m.name, ModelSpec.model_validate(m.model_dump(include=set(ModelSpec.model_fields))),
+                       dict(m.columns), dict(m.predictions), f"{m.name}_", dict(spec.input.columns))
+            for i, m in enumerate(spec.models)]
 
 
 class ScoringJob(WireModel):
@@ -372,6 +454,7 @@ class Phase(StrEnum):
     """Where a ScoringJob is in its life (Kubernetes Job-like)."""
 
     pending = "Pending"
+    queued = "Queued"      # waiting for admission by a Kueue queue (label kueue.x-k8s.io/queue-name)
     running = "Running"
     succeeded = "Succeeded"
     failed = "Failed"
@@ -381,12 +464,14 @@ class Phase(StrEnum):
 class ScoringJobStatus(StatusModel):
     """What the operator observed and decided; written only by the operator."""
 
-    phase: Annotated[Phase | None, Field(description="Pending, Running, Succeeded, Failed or Suspended.")] = None
-    conditions: Annotated[list[Condition], Field(description="Running, Succeeded, Failed, Suspended … (Kubernetes "
+    phase: Annotated[Phase | None, Field(description="Pending, Queued, Running, Succeeded, Failed or Suspended.")] \
+        = None
+    conditions: Annotated[list[Condition], Field(description="Queued, Running, Succeeded, Failed, Suspended … (Kubernetes "
                                                              "condition semantics).",
                                                  json_schema_extra=CONDITIONS_LIST)] = []
     observed_generation: Annotated[int | None, Field(description="The metadata.generation last acted on.")] = None
-    attempts: Annotated[int, Field(description="Driver pods started so far (the current attempt's number).")] = 0
+    attempts: Annotated[int, Field(description="Driver pods started so far (the current attempt's number; one stopped "
+                                               "by suspend or a Kueue eviction is not a failure).")] = 0
     failed: Annotated[int, Field(description="Attempts that failed (counted against backoffLimit).")] = 0
     next_attempt_time: Annotated[datetime | None, Field(description="When the next attempt starts (back-off after a "
                                                                     "failed attempt).")] = None
@@ -399,6 +484,8 @@ class ScoringJobStatus(StatusModel):
                                                        "job.json differs is refused.")] = None
     auth_secret: Annotated[str | None, Field(description="The job's Spark authentication Secret (created by the "
                                                          "operator, owned by the job).")] = None
+    model_summary: Annotated[str | None, Field(description="The model's uri (the first one's, and how many more).")] \
+        = None
     model: Annotated[ModelStatus | None, Field(description="The model version the run resolved.")] = None
     progress: Annotated[Progress | None, Field(description="The running attempt's progress.")] = None
     result: Annotated[Result | None, Field(description="The finished run's counts and output.")] = None

@@ -17,6 +17,14 @@
 |                                     |                                      | with the images and driver account above         |
 | TFSCORE_RESYNC_SECONDS              | 30                                   | Active jobs re-read their driver pod this often  |
 |                                     |                                      | (a deletion a watch restart missed is seen)      |
+| TFSCORE_SCHEDULE_WORKERS            | 16                                   | Concurrent ScoringSchedule reconciles: at a fire |
+|                                     |                                      | time shared by many schedules, runs are created  |
+|                                     |                                      | this many at once                                |
+| TFSCORE_SCHEDULE_TIME_SCALE         | 1                                    | TEST ONLY: schedule time runs this many times    |
+|                                     |                                      | faster than the API server's clock               |
+| TFSCORE_SCHEDULE_TIME_ANCHOR        | 2026-01-01T00:00:00Z                 | TEST ONLY: where scaled and server time agree    |
+| TFSCORE_KUEUE                       | false                                | true: ScoringJobs labelled kueue.x-k8s.io/       |
+|                                     |                                      | queue-name wait for a Kueue Workload's admission |
 
 A value that does not parse stops the operator at start with the variable's name in the message.
 """
@@ -26,9 +34,18 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
 DEFAULT_RUNTIME_IMAGE = "localhost/tfscore/runtime:0.1.0"
+
+
+def _flag(raw: str) -> bool:
+    """true/false (any case); bool("false") would be True."""
+    value = raw.lower()
+    if value not in ("true", "false"):
+        raise ValueError(raw)
+    return value == "true"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +60,10 @@ class OperatorConfig:
     workers: int = 8
     policy_name: str = ""
     resync_seconds: float = 30.0
+    schedule_workers: int = 16
+    schedule_time_scale: float = 1.0
+    schedule_time_anchor: str = "2026-01-01T00:00:00Z"
+    kueue: bool = False
 
     _ENV: ClassVar[dict[str, str]] = {
         "runtime_image": "TFSCORE_RUNTIME_IMAGE",
@@ -55,6 +76,10 @@ class OperatorConfig:
         "workers": "TFSCORE_WORKERS",
         "policy_name": "TFSCORE_POLICY",
         "resync_seconds": "TFSCORE_RESYNC_SECONDS",
+        "schedule_workers": "TFSCORE_SCHEDULE_WORKERS",
+        "schedule_time_scale": "TFSCORE_SCHEDULE_TIME_SCALE",
+        "schedule_time_anchor": "TFSCORE_SCHEDULE_TIME_ANCHOR",
+        "kueue": "TFSCORE_KUEUE",
     }
 
     @classmethod
@@ -68,9 +93,10 @@ class OperatorConfig:
                 continue
             kind = type(field.default)
             try:
-                values[field.name] = kind(raw)
+                values[field.name] = _flag(raw) if kind is bool else kind(raw)
             except ValueError:
-                raise ValueError(f"{var}={raw!r}: expected {kind.__name__}") from None
+                raise ValueError(f"{var}={raw!r}: expected {'true or false' if kind is bool else kind.__name__}") \
+                    from None
         config = cls(**values)
         config.check()
         return config
@@ -87,8 +113,23 @@ class OperatorConfig:
             problems.append(f"TFSCORE_WORKERS={self.workers}: must be >= 1")
         if self.resync_seconds <= 0:
             problems.append(f"TFSCORE_RESYNC_SECONDS={self.resync_seconds:g}: must be > 0")
+        if self.schedule_workers < 1:
+            problems.append(f"TFSCORE_SCHEDULE_WORKERS={self.schedule_workers}: must be >= 1")
+        if not 0 < self.schedule_time_scale <= 3600:
+            problems.append(f"TFSCORE_SCHEDULE_TIME_SCALE={self.schedule_time_scale}: must be > 0 and <= 3600 "
+                            "(and 1 outside tests)")
+        if self.anchor() is None:
+            problems.append(f"TFSCORE_SCHEDULE_TIME_ANCHOR={self.schedule_time_anchor!r}: expected a time such as "
+                            "2026-01-01T00:00:00Z")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def anchor(self) -> datetime | None:
+        try:
+            t = datetime.fromisoformat(self.schedule_time_anchor.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return t if t.tzinfo is not None else None
 
     def image_for(self, gpu: int) -> str:
         """The pinned runtime image for a job that asks for `gpu` GPUs per executor."""

@@ -1,6 +1,7 @@
-"""The reconcile loop: a cache fed by kopf's watch events, a de-duplicating work queue, timed requeues, N workers.
+"""The ScoringJob reconcile loop: a cache fed by kopf's watch events, the work queue (workqueue.py), N workers.
 
-kopf watches ScoringJobs and driver pods and hands every event to `job_event` / `pod_event` (cheap: cache + enqueue).
+kopf watches ScoringJobs and driver pods (and, with Kueue on, tfscore's Workloads) and hands every event to
+`job_event` / `pod_event` / `workload_event` (cheap: cache + enqueue).
 Workers take one key at a time (never the same key twice at once) and run `handlers.reconcile` in a thread pool on the
 shared API client. A reconcile returns when to look again (backoff, startup timeout, deadline, TTL); that becomes a timer.
 Everything the operator knows is rebuilt from the API server on start (kopf lists before it watches), so a restarted
@@ -22,27 +23,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tfscore.api.scoringjob import ScoringJob
+from tfscore.operator.objects import newer as _newer
 from tfscore.operator.scoringjob import builders
 from tfscore.operator.scoringjob.reconcile import Context, Outcome, reconcile
+from tfscore.operator.workqueue import WorkQueue
 
 log = logging.getLogger("tfscore.operator")
 
 Key = tuple[str, str]  # (namespace, name)
-ERROR_DELAYS = (1, 2, 5, 10, 30, 60)
-
-
-def _rv(body: Mapping[str, Any] | None) -> int:
-    try:
-        return int((body or {}).get("metadata", {}).get("resourceVersion", 0))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
-    """Keep what we wrote ourselves until the watch catches up (resourceVersions are etcd revisions)."""
-    if old is None or old["metadata"].get("uid") != new["metadata"].get("uid"):
-        return True
-    return _rv(new) >= _rv(old) or not _rv(new)
 
 
 class Controller:
@@ -50,32 +38,20 @@ class Controller:
         self.ctx, self.workers, self.clock = ctx, workers, clock
         self.jobs: dict[Key, dict[str, Any]] = {}
         self.pods: dict[Key, dict[int, dict[str, Any]]] = collections.defaultdict(dict)
+        self.workloads: dict[Key, dict[str, dict[str, Any]]] = collections.defaultdict(dict)  # job → name → Workload
         self.bound: dict[str, ScoringJob] = {}          # uid → the manifest its run is bound to
-        self._queue: asyncio.Queue[Key] | None = None
-        self._queued: set[Key] = set()
-        self._active: set[Key] = set()
-        self._dirty: set[Key] = set()
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
-        self._errors: collections.Counter[Key] = collections.Counter()
+        self.hold: Callable[[Mapping[str, Any]], float] = lambda body: 0.0  # seconds to wait before looking at it
+        self.queue = WorkQueue(self._reconcile, workers, name="tfscore",
+                               on_error=lambda key: self.ctx.metrics.reconciles.labels("error").inc())
         self._verified: dict[Key, float] = {}  # monotonic time the current driver pod was last read by name
-        self._tasks: list[asyncio.Task[None]] = []
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- lifecycle
     async def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
-        for key in list(self._queued):  # events that arrived before start
-            self._queue.put_nowait(key)
-        self._tasks = [asyncio.create_task(self._work(), name=f"tfscore-worker-{i}") for i in range(self.workers)]
+        await self.queue.start()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for timer in self._timers.values():
-            timer.cancel()
+        await self.queue.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def phases(self) -> dict[str, int]:
@@ -85,7 +61,7 @@ class Controller:
         return dict(counts)
 
     def depth(self) -> int:
-        return len(self._queued) + len(self._active)
+        return self.queue.depth()
 
     # ---- events (called by kopf handlers on the event loop)
     def job_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -95,10 +71,9 @@ class Controller:
             if old is not None:
                 self.bound.pop(old["metadata"]["uid"], None)
             self.pods.pop(key, None)
+            self.workloads.pop(key, None)
             self._verified.pop(key, None)
-            timer = self._timers.pop(key, None)
-            if timer:
-                timer.cancel()
+            self.queue.forget(key)
             return
         if _newer(body, self.jobs.get(key)):
             self.jobs[key] = dict(body)
@@ -108,6 +83,24 @@ class Controller:
         key = self._store_pod(event_type, body)
         if key in self.jobs:
             self.enqueue(key)
+
+    def workload_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        key = self._store_workload(event_type, body)
+        if key in self.jobs:
+            self.enqueue(key)
+
+    def _store_workload(self, event_type: str | None, body: Mapping[str, Any]) -> Key | None:
+        job = (body["metadata"].get("labels") or {}).get(builders.LABEL_JOB)
+        if not job:
+            return None
+        key, name = (body["metadata"]["namespace"], job), body["metadata"]["name"]
+        if event_type == "DELETED":
+            self.workloads.get(key, {}).pop(name, None)
+            if not self.workloads.get(key):
+                self.workloads.pop(key, None)
+        elif _newer(body, self.workloads[key].get(name)):
+            self.workloads[key][name] = dict(body)
+        return key
 
     def _store_pod(self, event_type: str | None, body: Mapping[str, Any]) -> Key | None:
         labels = body["metadata"].get("labels") or {}
@@ -128,66 +121,24 @@ class Controller:
 
     # ---- queue
     def enqueue(self, key: Key, delay: float = 0.0) -> None:
-        if delay > 0:
-            assert self._loop is not None
-            timer = self._timers.get(key)
-            when = self._loop.time() + delay
-            if timer is not None and timer.when() <= when:
-                return
-            if timer is not None:
-                timer.cancel()
-            self._timers[key] = self._loop.call_at(when, self._fire, key)
-            return
-        if key in self._active:
-            self._dirty.add(key)
-        elif key not in self._queued:
-            self._queued.add(key)
-            if self._queue is not None:
-                self._queue.put_nowait(key)
-
-    def _fire(self, key: Key) -> None:
-        self._timers.pop(key, None)
-        self.enqueue(key)
-
-    async def _work(self) -> None:
-        assert self._queue is not None and self._loop is not None
-        while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
-            self._active.add(key)
-            try:
-                await self._reconcile(key)
-            finally:
-                self._active.discard(key)
-                if key in self._dirty:
-                    self._dirty.discard(key)
-                    self.enqueue(key)
+        self.queue.enqueue(key, delay)
 
     async def _reconcile(self, key: Key) -> None:
         body = self.jobs.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return  # gone or going: garbage collection removes what it owns
-        timer = self._timers.pop(key, None)
-        if timer is not None:
-            timer.cancel()
+        if (wait := self.hold(body)) > 0:  # e.g. a schedule's run while other schedules still create theirs
+            self.enqueue(key, wait)
+            return
         pods = dict(self.pods.get(key, {}))
         resync = self._resync_due(key, body)
         if resync is not None:  # forget the cached pod: reconcile reads it by name (absent: a deletion we missed)
             pods.pop(resync, None)
+        workloads = dict(self.workloads.get(key, {}))
         bound = self.bound.get(body["metadata"]["uid"])
         ctx = contextvars.copy_context()  # kopf's event poster lives in context variables
-        assert self._loop is not None
-        try:
-            outcome: Outcome = await self._loop.run_in_executor(
-                self._executor, ctx.run, reconcile, self.ctx, body, pods, bound, self.clock())
-        except Exception:  # noqa: BLE001 - any API or programming error: log, back off, try again
-            self._errors[key] += 1
-            delay = ERROR_DELAYS[min(self._errors[key], len(ERROR_DELAYS)) - 1]
-            log.exception("reconcile of %s/%s failed; retrying in %ss", *key, delay)
-            self.ctx.metrics.reconciles.labels("error").inc()
-            self.enqueue(key, delay)
-            return
-        self._errors.pop(key, None)
+        outcome: Outcome = await asyncio.get_running_loop().run_in_executor(
+            self._executor, ctx.run, reconcile, self.ctx, body, pods, bound, self.clock(), workloads)
         self.ctx.metrics.reconciles.labels("refresh" if outcome.refresh else "ok").inc()
         if resync is not None:
             name = builders.driver_pod_name(key[1], resync)
@@ -214,6 +165,10 @@ class Controller:
             self.bound[uid] = outcome.bound
         for pod in outcome.pods:
             self._store_pod("ADDED", pod)
+        if outcome.workload is not None:
+            self._store_workload("ADDED", outcome.workload)
+        if outcome.workload_gone is not None:
+            self.workloads.get(key, {}).pop(outcome.workload_gone, None)
         pods = self.pods.get(key, {})
         for name in outcome.deleted_pods:
             for attempt, pod in list(pods.items()):

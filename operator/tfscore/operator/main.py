@@ -1,4 +1,5 @@
-"""kopf registrations, and nothing else: watch ScoringJobs and driver pods, feed the controller, report health.
+"""kopf registrations, and nothing else: watch ScoringJobs, driver pods and ScoringSchedules, feed the controllers,
+report health.
 
 Only low-level `on.event` handlers are used: kopf keeps no per-object state on our objects (no finalizers, no
 last-handled annotations), so a ScoringJob deletes instantly with or without the operator running, and one writer (the
@@ -15,14 +16,17 @@ from typing import Any
 
 import kopf
 
-from tfscore.api import common, scoringjob
+from tfscore.api import common, scoringjob, scoringschedule
+from tfscore.api.schedule_run import LABEL_SCHEDULE
 from tfscore.operator.config import OperatorConfig
 from tfscore.operator.controller import Controller
 from tfscore.operator.kube import Kube, api_client
+from tfscore.operator.kueue_api import KueueApi
 from tfscore.operator.metrics import Metrics
-from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob import builders, queueing
 from tfscore.operator.scoringjob.lifecycle import Event
 from tfscore.operator.scoringjob.reconcile import Context, PostEvent
+from tfscore.operator.scoringschedule import setup as schedules
 
 log = logging.getLogger("tfscore.operator")
 COMPONENT = "tfscore-operator"
@@ -57,14 +61,27 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.label_selectors["v1", "pods"] = f"{builders.LABEL_ROLE}={builders.ROLE_DRIVER}"
     settings.networking.request_timeout = 60
     settings.persistence.diffbase_storage = NoDiffBase()
-    kube = Kube(api_client(config.workers + 2))
+    api = api_client(config.workers + config.schedule_workers + 4)  # both kinds' workers, events, the clock probe
+    kube = Kube(api)
     memo.event_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="events")
     metrics = Metrics(phases=lambda: controller.phases())
-    controller = Controller(Context(kube=kube, config=config, metrics=metrics,
-                                    post_event=_event_poster(kube, memo.event_executor)), workers=config.workers)
+    post_event = _event_poster(kube, memo.event_executor)
+    controller = Controller(Context(kube=kube, config=config, metrics=metrics, post_event=post_event,
+                                    kueue=KueueApi(api) if config.kueue else None), workers=config.workers)
+    memo.schedules = schedules.controller(api, config, metrics.registry, post_event)
+    controller.hold = memo.schedules.admission_hold
+    if config.kueue:  # only tfscore's Workloads, filtered by the API server
+        settings.watching.label_selectors[queueing.GROUP, queueing.WORKLOADS] = builders.LABEL_JOB
+        if not controller.ctx.kueue.served():
+            # kopf notices CRDs created later, but only if discovery already lists them at the CRD's last event: a
+            # Kueue installed after the operator may go unwatched (admissions unseen) until the operator restarts.
+            log.error("TFSCORE_KUEUE is on but the API server does not serve %s/%s workloads: install Kueue (>= 0.15), "
+                      "then restart the operator; queued ScoringJobs say so in their status meanwhile",
+                      queueing.GROUP, queueing.VERSION)
     metrics.serve(memo.metrics_port)
     memo.controller = controller
     await controller.start()
+    await memo.schedules.start()
     if "@sha256:" not in config.runtime_image:
         log.warning("TFSCORE_RUNTIME_IMAGE=%s is not pinned by digest (repo@sha256:…)", config.runtime_image)
     log.info("tfscore operator started: runtime image %s, %d workers", config.runtime_image, config.workers)
@@ -72,6 +89,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await memo.schedules.stop()
     await memo.controller.stop()
     memo.event_executor.shutdown(wait=True)
 
@@ -79,6 +97,20 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.event(common.GROUP, common.VERSION, scoringjob.PLURAL)
 async def scoringjob_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     memo.controller.job_event(event.get("type"), event["object"])
+    if event.get("type") == "DELETED":
+        memo.schedules.run_event("DELETED", event["object"])
+
+
+@kopf.index(common.GROUP, common.VERSION, scoringjob.PLURAL, labels={LABEL_SCHEDULE: kopf.PRESENT})
+def schedule_runs(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A schedule's run, seen before any handler runs: kopf starts no handler until every listed ScoringJob passed its
+    indexes, so the schedules never decide on a partial list of their runs. Nothing is stored in kopf's index."""
+    memo.schedules.run_event(None, dict(body))
+
+
+@kopf.on.event(common.GROUP, common.VERSION, scoringschedule.PLURAL)
+async def scoringschedule_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    memo.schedules.schedule_event(event.get("type"), event["object"])
 
 
 @kopf.on.event("v1", "pods", labels=DRIVER_PODS)
@@ -86,9 +118,14 @@ async def driver_pod_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> N
     memo.controller.pod_event(event.get("type"), event["object"])
 
 
+async def workload_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Registered by run_operator only with TFSCORE_KUEUE on (without Kueue's CRDs kopf would warn about it)."""
+    memo.controller.workload_event(event.get("type"), event["object"])
+
+
 @kopf.on.probe(id="reconcileQueue")
 def reconcile_queue(memo: kopf.Memo, **_: Any) -> int:
-    return memo.controller.depth()
+    return memo.controller.depth() + memo.schedules.depth()
 
 
 def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standalone: bool,
@@ -100,6 +137,9 @@ def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standa
     peering record expires.
     """
     config = OperatorConfig.from_env()
+    if config.kueue:
+        kopf.on.event(queueing.GROUP, queueing.VERSION, queueing.WORKLOADS,
+                      labels={builders.LABEL_JOB: kopf.PRESENT})(workload_event)
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per watch event
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # not a line per liveness probe

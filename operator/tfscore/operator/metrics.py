@@ -44,6 +44,14 @@ class Metrics:
                                    "ScoringJob creationTimestamp to its first driver pod created.",
                                    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60, 300), registry=r)
         self.reconciles = Counter("tfscore_reconciles", "Reconciles by outcome.", ["outcome"], registry=r)
+        # Kueue (label kueue.x-k8s.io/queue-name): the wait for admission and what the queue did.
+        self.queue_wait = Histogram("tfscore_queue_wait_seconds", "Time a ScoringJob spent Queued until Kueue admitted "
+                                    "it (each admission, also after an eviction).",
+                                    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400),
+                                    registry=r)
+        self.admissions = Counter("tfscore_queue_admissions", "Kueue admissions that started an attempt.", registry=r)
+        self.evictions = Counter("tfscore_queue_evictions", "Running attempts stopped because Kueue evicted their "
+                                 "Workload (not counted as failures).", ["reason"], registry=r)
         r.register(_PhaseCollector(phases))
 
     def serve(self, port: int) -> None:

@@ -62,3 +62,18 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
 def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
     """Whether `obj` has an ownerReference to the object with `uid`."""
     return any(r.get("uid") == uid for r in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
+def resource_version(body: Mapping[str, Any] | None) -> int:
+    try:
+        return int((body or {}).get("metadata", {}).get("resourceVersion", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def newer(new: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Whether a cache should take `new` over `old`: keep what we wrote ourselves until the watch catches up
+    (resourceVersions are etcd revisions; another uid is another object)."""
+    if old is None or old["metadata"].get("uid") != new["metadata"].get("uid"):
+        return True
+    return resource_version(new) >= resource_version(old) or not resource_version(new)

@@ -274,6 +274,14 @@ def _out_of_range(arr: pa.Array, sig_dtype: str, lengths: np.ndarray | None = No
 # ---------------------------------------------------------------- planning (driver)
 
 
+def check_column_keys(signature: Signature, columns: Mapping[str, object], field: str = "input.columns") -> None:
+    """Every key of a column mapping names an input of the signature."""
+    for key in columns:
+        if key not in signature.inputs:
+            raise TfscoreError(f"{field}: {key!r} is not an input of signature {signature.name!r} "
+                               f"(inputs: {', '.join(t.describe() for t in signature.inputs.values())})")
+
+
 def bind(
     signature: Signature,
     schema: pa.Schema,
@@ -284,10 +292,7 @@ def bind(
 ) -> Binding:
     """Decide how each signature input is fed from `schema`, or raise naming the field, column and `source`."""
     names = schema.names
-    for key in columns:
-        if key not in signature.inputs:
-            raise TfscoreError(f"input.columns: {key!r} is not an input of signature {signature.name!r} "
-                               f"(inputs: {', '.join(t.describe() for t in signature.inputs.values())})")
+    check_column_keys(signature, columns)
 
     def need(col: str, what: str) -> pa.Field:
         if col not in names:

@@ -1,16 +1,13 @@
-"""Run one ScoringJob on Spark: check everything that can be checked before touching data, score, verify, commit.
+"""Run one ScoringJob: check → resolve → bind → read → score → write → verify → commit.
 
-Order of work (each failure names the field, column or file, and leaves no output behind):
-1. model: resolve the version, read the signature, fingerprint — while the Spark JVM starts in parallel;
-2. output: refuse an existing output under errorIfExists, an output inside the input, …;
-3. input: plan (Parquet footers for the Arrow reader, or Spark's reader), bind columns to the signature;
-4. score into a staging directory (Spark's commit protocol: retried tasks write once);
-5. count the rows in the written files: rows in must equal rows out + rows quarantined;
-6. commit (rename into place per mode), write the `_tfscore.json` run manifest, return the result.
+Each failure names the field, column or file and leaves nothing behind: output is staged beside its target and moved
+into place only by the commit (commit.py), after the row counts were verified from the written files.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
 import sys
@@ -22,16 +19,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tfscore import __version__
-from tfscore.api.contract import Result
-from tfscore.api.scoringjob import ScoringJob
-from tfscore.runtime import io
-from tfscore.runtime.binding import Binding, bind
+from tfscore.api.contract import IncrementalResult, Result
+from tfscore.api.scoringjob import ScoringJob, model_entries
+from tfscore.runtime import arrow_types, commit, ensemble, predstats, source, storage
 from tfscore.runtime.doctor import executors
-from tfscore.runtime.errors import InvalidRowError, Terminated, TfscoreError, unwrap
+from tfscore.runtime.errors import DriftExceeded, InvalidRowError, Terminated, TfscoreError, unwrap
 from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
-from tfscore.runtime.scorer import DictAccumulator, FaultInjection, Task, map_spark_batches, map_splits
+from tfscore.runtime.report import ReportAccumulator, TaskReport, Totals, timings
+from tfscore.runtime.scorer import FaultInjection, Task
 from tfscore.runtime.session import applied_environment, build_session, resolve_master
+from tfscore.runtime.sink import ArrowFiles, SparkWriter, check_format, compression, count_rows, wants_arrow_writer
 
 GROUP = "tfscore-score"
 
@@ -44,89 +42,6 @@ class RunOptions:
     spark: Any = None  # an existing SparkSession (tests, notebooks)
 
 
-def _reader(job: ScoringJob) -> str:
-    inp = job.spec.input
-    if inp.reader != "auto":
-        return inp.reader
-    if inp.uri and inp.resolved_format == "parquet" and not inp.where and not inp.options:
-        return "arrow"
-    return "spark"
-
-
-ARROW_COMPRESSION = {"snappy", "zstd", "gzip", "lz4", "brotli", "none", "uncompressed"}
-
-
-def _writer(job: ScoringJob) -> str:
-    out = job.spec.output
-    if out.writer != "auto":
-        return out.writer
-    if out.format == "parquet" and not out.partition_by and set(out.options) <= {"compression"} \
-            and out.options.get("compression", "snappy").lower() in ARROW_COMPRESSION:
-        return "arrow"
-    return "spark"
-
-
-def _check_output(job: ScoringJob) -> None:
-    spec = job.spec
-    out = spec.output
-    fs, path = io.fs_and_path(out.uri, "output.uri")
-    with io.storage_errors("output.uri", out.uri):
-        if out.mode == "errorIfExists" and io.exists_nonempty(fs, path):
-            raise TfscoreError(f"output.uri: {out.uri} already exists (mode errorIfExists); choose a new uri, or set "
-                               "output.mode to overwrite or append")
-        if fs.exists(path) and fs.isfile(path):
-            raise TfscoreError(f"output.uri: {out.uri} is a file, not a directory")
-    if spec.input.uri and io.same_or_nested(io.fs_and_path(spec.input.uri, "input.uri")[1], path):
-        raise TfscoreError(f"output.uri: {out.uri} overlaps input.uri {spec.input.uri}; writing there could destroy "
-                           "the input")
-    if spec.quarantine_uri:
-        qfs, qpath = io.fs_and_path(spec.quarantine_uri, "quarantineUri")
-        if io.same_or_nested(qpath, path):
-            raise TfscoreError(f"quarantineUri: {spec.quarantine_uri} overlaps output.uri {out.uri}")
-        with io.storage_errors("quarantineUri", spec.quarantine_uri):
-            if out.mode == "errorIfExists" and io.exists_nonempty(qfs, qpath):
-                raise TfscoreError(f"quarantineUri: {spec.quarantine_uri} already exists (output.mode errorIfExists)")
-    for col in out.partition_by:
-        if col not in out.passthrough and col not in out.predictions.values():
-            raise TfscoreError(f"output.partitionBy: column {col!r} is not an output column (add it to "
-                               "output.passthrough)")
-
-
-def _spark_input(spark, job: ScoringJob):
-    inp = job.spec.input
-    fmt = inp.resolved_format
-    try:
-        if fmt == "table":
-            df = spark.table(inp.table)
-            source = f"table {inp.table}"
-        else:
-            fs, path = io.fs_and_path(inp.uri, "input.uri")
-            if not fs.exists(path):
-                raise TfscoreError(f"input.uri: {inp.uri} does not exist")
-            df = spark.read.format(fmt).options(**inp.options).load(io.spark_uri(inp.uri))
-            source = inp.uri
-        if inp.where:
-            df = df.where(inp.where)
-        df.schema  # noqa: B018 - analysis errors (bad where, unreadable files) surface here, before any work
-    except TfscoreError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - AnalysisException & friends
-        where = f" where {inp.where!r}" if inp.where else ""
-        raise TfscoreError(f"input: cannot read {inp.table or inp.uri} as {fmt}{where}: {_first_line(exc)}") from exc
-    return df, source
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _arrow_schema(df):
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    return to_arrow_schema(df.schema)
-
-
 def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     opts = options or RunOptions()
     if opts.spark is not None:  # a running session: its JVM and workers have their environment already
@@ -135,111 +50,164 @@ def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
         return _run_job(job, opts)
 
 
-def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
-    spec = job.spec
-    started = time.time()
-    owner = (job.metadata.model_extra or {}).get("uid")
-    run_id = io.new_run_id(owner)
-    out = spec.output
+def _attempt() -> int:
+    """The driver pod's attempt number (`<job>-driver-<n>`), 0 for a local run."""
+    m = re.search(r"-driver-(\d+)$", os.environ.get("POD_NAME", ""))
+    return int(m.group(1)) if m else 0
 
-    if owner:
-        for uri, field in ((out.uri, "output.uri"), (spec.quarantine_uri, "quarantineUri")):
-            with io.storage_errors(field, uri):
-                for line in io.recover(uri, owner, field) if uri else ():
-                    print(f"tfscore: {line}", file=sys.stderr)
-    _check_output(job)
+
+def _committer(job: ScoringJob) -> commit.Committer:
+    spec = job.spec
+    uid = (job.metadata.model_extra or {}).get("uid")
+    run_id = commit.new_run_id(uid)
+    out = commit.Target("output.uri", spec.output.uri, commit.staging_uri(spec.output.uri, run_id, "out"))
+    q = (commit.Target("quarantineUri", spec.quarantine_uri, commit.staging_uri(spec.quarantine_uri, run_id, "q"))
+         if spec.quarantine_uri else None)
+    with storage.storage_errors("output.uri", spec.output.uri):
+        return commit.Committer(out, q, str(spec.output.mode), uid or run_id, run_id, _attempt(), job.metadata.name)
+
+
+def check_locations(job: ScoringJob) -> None:
+    """Locations that must not overlap (writing one could destroy the other), compared in one spelling (api/uris)."""
+    spec = job.spec
+    out = spec.output
+    pairs = [("output.uri", out.uri, "input.uri", spec.input.uri),
+             *(("output.uri", out.uri, f"{e.label}.uri", e.spec.uri) for e in model_entries(spec)),
+             ("quarantineUri", spec.quarantine_uri, "output.uri", out.uri),
+             ("quarantineUri", spec.quarantine_uri, "input.uri", spec.input.uri)]
+    for field, uri, other_field, other in pairs:
+        if uri and other and storage.location(uri).overlaps(storage.location(other)):
+            raise TfscoreError(f"{field}: {uri} overlaps {other_field} {other}; writing there could destroy the "
+                               f"{other_field.split('.')[0]}")
+    fs, path = storage.filesystem(out.uri, "output.uri")
+    with storage.storage_errors("output.uri", out.uri):
+        if fs.exists(path) and fs.isfile(path):
+            raise TfscoreError(f"output.uri: {out.uri} is a file, not a directory")
+    for col in out.partition_by:
+        if col not in out.passthrough and col not in out.predictions.values():
+            raise TfscoreError(f"output.partitionBy: column {col!r} is not an output column (add it to "
+                               "output.passthrough)")
+
+
+def _table_location(spark, job: ScoringJob) -> None:
+    """A catalog table's files are an input location too."""
+    table = job.spec.input.table
+    if not table:
+        return
+    try:
+        rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").collect()
+    except Exception:  # noqa: BLE001 - an unknown table is reported by the reader, naming it
+        return
+    where = next((r[1] for r in rows if (r[0] or "").strip() == "Location"), None)
+    if where and storage.location(where).overlaps(storage.location(job.spec.output.uri)):
+        raise TfscoreError(f"output.uri: {job.spec.output.uri} overlaps the location {where} of input.table {table}")
+
+
+def _start(job: ScoringJob, opts: RunOptions, marks: dict[str, float]) -> tuple[Any, list[ResolvedModel]]:
+    """The JVM starts while the models are resolved and read on this thread."""
+    spec = job.spec
     with ThreadPoolExecutor(max_workers=1) as pool:
-        # The JVM starts while TensorFlow reads the model on this thread.
         spark_future = None
         if opts.spark is None:
             spark_future = pool.submit(build_session, spec, opts.master, opts.properties or {})
         try:
-            with io.storage_errors("model.uri", spec.model.uri):
-                model = resolve(spec.model)
+            models = []
+            for entry in model_entries(spec):
+                with ensemble.naming(entry), storage.storage_errors("model.uri", entry.spec.uri):
+                    models.append(resolve(entry.spec))
+            marks["modelResolved"] = time.time()
         except BaseException:
             if spark_future is not None:
                 spark_future.cancel()
             raise
         spark = opts.spark if opts.spark is not None else spark_future.result()
+    marks["sparkReady"] = time.time()
+    return spark, models
+
+
+def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
+    out = job.spec.output
+    marks = {"started": time.time()}
+    check_locations(job)
+    committer = _committer(job)
+    with storage.storage_errors("output.uri", out.uri):
+        done = committer.recover()
+    for note in committer.notes:
+        print(f"tfscore: {note}", file=sys.stderr)
+    if done is not None:  # this job's commit already happened (an earlier attempt was stopped right after it)
+        return Result.model_validate(done)
+    with storage.storage_errors("output.uri", out.uri):
+        committer.check_target()
+        committer.acquire()
+    try:
+        return _score_and_commit(job, opts, committer, marks)
+    except BaseException:
+        committer.discard()
+        raise
+
+
+def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Committer, marks: dict[str, float]):
+    spec, out = job.spec, job.spec.output
+    spark, models = _start(job, opts, marks)
     sc = spark.sparkContext
     if executors.executor_check_wanted(sc.master):  # one image everywhere, or fail now naming the executor and images
         executors.check_executors(spark, executors.driver_manifest())
-    parallelism = sc.defaultParallelism
-    reader = _reader(job)
-    writer_kind = _writer(job)
+    _table_location(spark, job)
 
-    counts = sc.accumulator({}, DictAccumulator())
-    fault = FaultInjection.parse(spark.conf.get("spark.tfscore.faultInjection", None))
-    out_staging = io.staging_uri(out.uri, run_id, "out")
-    q_staging = io.staging_uri(spec.quarantine_uri, run_id, "q") if spec.quarantine_uri else None
-
-    if reader == "arrow":
-        needed = list(dict.fromkeys(list(out.passthrough) + _columns_named(spec, model)))
-        split_rows = spark.conf.get("spark.tfscore.splitRows", None)
-        with io.storage_errors("input.uri", spec.input.uri):
-            plan = io.plan_parquet(spec.input.uri, needed, parallelism, min_rows=max(spec.batch_size, 65536),
-                                   split_rows=int(split_rows) if split_rows else None)
-        binding = bind(model.signature, plan.schema, spec.input.columns, out.passthrough, out.predictions,
-                       spec.input.uri) if plan.files else _empty_binding(model, spec)
-        task = _task(model, binding, spec, q_staging, spec.input.uri, counts, fault, run_id, writer_kind, out_staging,
-                     splits=plan.splits)
-        n = max(1, len(plan.splits))
-        ids = spark.range(0, len(plan.splits), 1, numPartitions=n)
-        scored = ids.mapInArrow(map_splits(task), _spark_schema(binding))
-        expected_in: int | None = plan.rows
+    # bind: the source's schema (partition columns included) against the signature
+    split_rows = spark.conf.get("spark.tfscore.splitRows", None)
+    entries = model_entries(spec)
+    needed = list(dict.fromkeys([*out.passthrough, *(c for e, m in zip(entries, models, strict=True)
+                                                     for c in _columns_named(e.columns, m))]))
+    if source.wants_arrow_reader(job):
+        src = source.open_arrow(spark, job, needed, sc.defaultParallelism, int(split_rows) if split_rows else None)
+        if src.empty and spec.input.incremental is None:
+            raise TfscoreError(f"input.uri: {spec.input.uri} holds no data files")
     else:
-        df, source = _spark_input(spark, job)
-        binding = bind(model.signature, _arrow_schema(df), spec.input.columns, out.passthrough, out.predictions,
-                       source)
-        task = _task(model, binding, spec, q_staging, source, counts, fault, run_id, writer_kind, out_staging)
-        scored = df.select(*[_quote(c) for c in binding.read_columns]).mapInArrow(map_spark_batches(task),
-                                                                                  _spark_schema(binding))
-        expected_in = None
+        src = source.open_spark(spark, job, needed)
+    scoring = ensemble.bind_all(entries, models, src.schema, out.passthrough, src.describe)
+    output_schema = arrow_types.held_schema(scoring.output_schema())
+    output_struct = arrow_types.spark_schema(output_schema)
+    check_format(output_schema, str(out.format))
+    sink = ArrowFiles(committer.output.staging) if wants_arrow_writer(job) else SparkWriter(committer.output.staging)
+    counts = sc.accumulator({}, ReportAccumulator())
+    task = Task(scoring=scoring, batch_size=spec.batch_size, source=src.describe,
+                output_schema=output_schema, run_id=committer.run_id,
+                quarantine_staging=committer.quarantine.staging if committer.quarantine else None,
+                out_staging=committer.output.staging if sink.kind == "arrow" else None, compression=compression(job),
+                input_names=tuple(scoring.read_columns), counts=counts,
+                fault=FaultInjection.parse(spark.conf.get("spark.tfscore.faultInjection", None)), **src.task_fields())
 
-    if writer_kind == "arrow":
-        # The workers write the files; Spark only schedules, retries and counts.
-        writer = scored.write.format("noop").mode("overwrite")
-        target = None
-    else:
-        writer = scored.write.format(out.format).options(**out.options).mode("errorIfExists")
-        if out.partition_by:
-            writer = writer.partitionBy(*out.partition_by)
-        target = io.spark_uri(out_staging)
+    # read → score → write, into staging
+    scored = src.scored(spark, task, output_struct)
     sinks = [PodAnnotationSink.from_env(), None if opts.show_progress else LogSink()]
     sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
     sigterm = _SigtermGuard()
     try:
-        try:
-            with sigterm, ProgressMonitor(spark, GROUP, counts, expected_in, opts.show_progress, sinks):
-                writer.save(target) if target else writer.save()
-        except Exception:
-            _raise_task_error(counts.value)  # a data error cancels the job: report it, not the cancellation
-            raise
-        per_part = counts.value
-        _raise_task_error(per_part)
-        if writer_kind == "arrow":
-            io.promote(out_staging, [v["ofile"] for v in per_part.values() if v.get("ofile")], "output.uri",
-                       empty_schema=binding.output_schema())
-        if q_staging:
-            io.promote(q_staging, [v["qfile"] for v in per_part.values() if v.get("qfile")], "quarantineUri")
-        rows_out = io.count_rows(out_staging, out.format, out.options)
-        rows_in = sum(v["in"] for v in per_part.values())
-        rows_q = sum(v["q"] for v in per_part.values())
-        if expected_in is not None and rows_in != expected_in:
-            raise TfscoreError(f"row count mismatch: the input files hold {expected_in} rows but {rows_in} were read; "
-                               "nothing was committed")
-        if rows_in != rows_out + rows_q:
-            raise TfscoreError(f"row count mismatch: {rows_in} rows in, {rows_out} written + {rows_q} quarantined; "
-                               "nothing was committed")
-        io.commit(out_staging, out.uri, out.mode, run_id)
-        if q_staging:
-            io.commit(q_staging, spec.quarantine_uri, out.mode, run_id)
+        with sigterm:
+            try:
+                with ProgressMonitor(spark, GROUP, counts, src.expected_rows, opts.show_progress, sinks):
+                    sink.write(scored, job)
+            except Exception:
+                _raise_task_error(counts.value)  # a data error cancels the job: report it, not the cancellation
+                raise
+            marks["scored"] = time.time()
+            reports: dict[int, TaskReport] = dict(counts.value)
+            totals = Totals.of(reports)
+            _raise_task_error(reports)
+            # verify: rows in == rows out + rows quarantined, counted from the written files
+            new_files = {"output.uri": sink.files(totals, output_schema)}
+            if committer.quarantine is not None:
+                new_files["quarantineUri"] = list(totals.quarantine_files)
+            with storage.storage_errors("output.uri", out.uri):
+                rows_out = count_rows(new_files["output.uri"], out.format, out.options)
+            _verify(src.expected_rows, totals, rows_out)
+            sketches, agreements = predstats.merge(r.statistics for r in reports.values())
+            drifts = predstats.check_drift(spec.drift, sketches)
+            _refuse_drift(spec.drift, drifts)
     except Exception as exc:
         if sigterm.hit:
             _stop_tasks(sc)
-        io.discard(out_staging)
-        io.discard(q_staging)
-        if sigterm.hit:
             raise Terminated(_SigtermGuard.MESSAGE) from None
         inner = unwrap(exc)
         if inner is not None:
@@ -248,12 +216,40 @@ def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
     finally:
         sc.setLocalProperty("spark.jobGroup.id", None)
 
-    seconds = time.time() - started
-    result = Result(rows_in=rows_in, rows_out=rows_out, rows_quarantined=rows_q, seconds=round(seconds, 3),
-                    rows_per_second=round(rows_in / seconds, 1) if seconds > 0 else 0.0, output_uri=out.uri,
-                    quarantine_uri=spec.quarantine_uri, model=model.status())
-    io.write_manifest(out.uri, _manifest(job, model, result, reader, writer_kind, run_id, started, per_part), out.mode)
+    seconds = time.time() - marks["started"]
+    statuses = [{**m.status(), **({"name": e.name} if e.name else {})} for e, m in zip(entries, models, strict=True)]
+    result = Result(rows_in=totals.rows_in, rows_out=rows_out, rows_quarantined=totals.rows_quarantined,
+                    seconds=round(seconds, 3), rows_per_second=round(totals.rows_in / seconds, 1) if seconds > 0 else 0.0,
+                    output_uri=out.uri, quarantine_uri=spec.quarantine_uri, model=statuses[0],
+                    models=statuses if len(statuses) > 1 else [],
+                    statistics=predstats.summary(sketches, agreements, drifts),
+                    incremental=_incremental_result(job, src.partitions))
+    record = _manifest(job, models, result, src.kind, sink.kind, committer.run_id, marks, reports)
+    record["statistics"] = {**result.to_wire().get("statistics", {}),
+                            "sketches": sketches.to_wire() if sketches is not None else None}
+    with storage.storage_errors("output.uri", out.uri):
+        committer.commit(new_files, result.to_wire(), record)
     return result
+
+
+def _verify(expected_in: int | None, totals: Totals, rows_out: int) -> None:
+    if expected_in is not None and totals.rows_in != expected_in:
+        raise TfscoreError(f"row count mismatch: the input files hold {expected_in} rows but {totals.rows_in} were "
+                           "read; nothing was committed")
+    if totals.rows_in != rows_out + totals.rows_quarantined:
+        raise TfscoreError(f"row count mismatch: {totals.rows_in} rows in, {rows_out} written + "
+                           f"{totals.rows_quarantined} quarantined; nothing was committed")
+
+
+def _incremental_result(job: ScoringJob, partitions: tuple[str, ...]) -> IncrementalResult | None:
+    inc = job.spec.input.incremental
+    if inc is None:
+        return None
+    values = [part.split("=", 1)[1] for d in partitions for part in d.split("/")
+              if part.startswith(f"{inc.partition_key}=")]
+    values = list(dict.fromkeys(values))
+    return IncrementalResult(partition_key=inc.partition_key, partitions=values,
+                             watermark=values[-1] if values else inc.after)
 
 
 class _SigtermGuard:
@@ -301,70 +297,55 @@ def _stop_tasks(sc, timeout: float = 15.0) -> None:
         pass
 
 
-def _raise_task_error(per_part: dict[int, dict[str, Any]]) -> None:
-    errors = sorted((p, v) for p, v in per_part.items() if v.get("error"))
-    if errors:
-        kind = InvalidRowError if errors[0][1].get("errorKind") == "InvalidRowError" else TfscoreError
-        raise kind(errors[0][1]["error"])
+def _raise_task_error(reports: dict[int, TaskReport]) -> None:
+    first = Totals.of(reports).first_error
+    if first is not None:
+        raise (InvalidRowError if first.error_kind == "InvalidRowError" else TfscoreError)(first.error)
 
 
-def _quote(col: str) -> str:
-    return "`" + col.replace("`", "``") + "`"
+def _refuse_drift(check, drifts: dict[str, Any]) -> None:
+    """driftPolicy action fail: nothing is committed, and the run fails with reason DriftExceeded."""
+    if check is None or str(check.action) != "fail":
+        return
+    exceeded = {name: d for name, d in drifts.items() if d["exceeded"]}
+    if exceeded:
+        name, d = next(iter(exceeded.items()))
+        raise DriftExceeded(f"prediction column {name!r} drifted from the reference run {d['reference']}: "
+                            f"{d['metric']} {d['value']:.4f} > {d['threshold']:g}"
+                            + (f" (and {len(exceeded) - 1} more column(s))" if len(exceeded) > 1 else "")
+                            + "; nothing was committed")
 
 
-def _columns_named(spec, model: ResolvedModel) -> list[str]:
+def _columns_named(columns, model: ResolvedModel) -> list[str]:
     """Input columns the signature inputs come from (explicitly mapped, or the column of the same name)."""
     cols: list[str] = []
     for name in model.signature.inputs:
-        v = spec.input.columns.get(name, name)
+        v = columns.get(name, name)
         cols.extend(v if isinstance(v, list) else [v])
     return cols
 
 
-def _task(model: ResolvedModel, binding: Binding, spec, q_staging, source, counts, fault, run_id, writer_kind,
-          out_staging, splits=()) -> Task:
-    compression = spec.output.options.get("compression", "snappy").lower()
-    return Task(model=model, binding=binding, batch_size=spec.batch_size,
-                quarantine=spec.on_invalid_row == "quarantine", quarantine_staging=q_staging, source=source,
-                splits=tuple(splits), read_columns=tuple(binding.read_columns), counts=counts, fault=fault,
-                run_id=run_id, writer=writer_kind, out_staging=out_staging,
-                compression="none" if compression == "uncompressed" else compression)
+def _describe_model(model: ResolvedModel) -> dict[str, Any]:
+    return {**model.status(), "versionUri": model.version_uri, "tags": list(model.tags), "kind": model.kind,
+            "inputs": [t.describe() for t in model.signature.inputs.values()],
+            "outputs": [t.describe() for t in model.signature.outputs.values()]}
 
 
-def _empty_binding(model: ResolvedModel, spec) -> Binding:
-    raise TfscoreError(f"input.uri: {spec.input.uri} holds no data files")
-
-
-def _spark_schema(binding: Binding):
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(binding.output_schema())
-
-
-def _manifest(job: ScoringJob, model: ResolvedModel, result: Result, reader: str, writer: str, run_id: str,
-              started: float,
-              per_part: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    firsts = [v["firstBatchAt"] for v in per_part.values() if v.get("firstBatchAt")]
-    spans = [(v["startedAt"], v["endedAt"]) for v in per_part.values() if v.get("startedAt") and v.get("endedAt")]
+def _manifest(job: ScoringJob, models: list[ResolvedModel], result: Result, reader: str, writer: str, run_id: str,
+              marks: dict[str, float], reports: dict[int, TaskReport]) -> dict[str, Any]:
     return {
         "tfscore": __version__,
         "runId": run_id,
         "job": job.metadata.name,
-        "startedAt": datetime.fromtimestamp(started, UTC).isoformat(),
+        "startedAt": datetime.fromtimestamp(marks["started"], UTC).isoformat(),
         "finishedAt": datetime.now(UTC).isoformat(),
         "host": socket.gethostname(),
         "python": sys.version.split()[0],
         "reader": reader,
         "writer": writer,
-        "tasks": len(per_part),
-        "firstBatchAt": min(firsts) if firsts else None,
-        # Task time vs wall time tells whether the executors were busy (taskSeconds ≈ cores × scoringSeconds).
-        "scoringSeconds": round(max(e for _, e in spans) - min(s for s, _ in spans), 3) if spans else 0.0,
-        "taskSeconds": round(sum(e - s for s, e in spans), 3),
-        "workerPeakRssMb": max((v.get("peakRssMb") or 0 for v in per_part.values()), default=0),
-        "model": {**model.status(), "versionUri": model.version_uri, "tags": list(model.tags),
-                  "inputs": [t.describe() for t in model.signature.inputs.values()],
-                  "outputs": [t.describe() for t in model.signature.outputs.values()]},
+        **timings(reports.values()),
+        "model": _describe_model(models[0]),
+        **({"models": [_describe_model(m) for m in models]} if len(models) > 1 else {}),
         "input": job.spec.input.to_wire(),
         "output": job.spec.output.to_wire(),
         "result": result.to_wire(),

@@ -11,6 +11,7 @@ import fcntl
 import gc
 import hashlib
 import os
+import posixpath
 import shutil
 import tempfile
 import threading
@@ -18,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
-
+from tfscore.runtime import keras_archive, savedmodel_pb, storage
 from tfscore.runtime.errors import TfscoreError
 
 SAVED_MODEL_PB = "saved_model.pb"
@@ -73,6 +73,7 @@ class ResolvedModel:
     tags: tuple[str, ...]
     signature: Signature
     local_path: str = field(compare=False, default="")
+    kind: str = "savedmodel"  # or "keras" (a .keras archive)
 
     def status(self) -> dict[str, Any]:
         return {"uri": self.uri, "version": self.version or None, "fingerprint": self.fingerprint,
@@ -80,31 +81,42 @@ class ResolvedModel:
 
 
 def _fs(uri: str):
-    try:
-        return fsspec.core.url_to_fs(uri)
-    except (ImportError, ValueError) as exc:
-        raise TfscoreError(f"model.uri: cannot open {uri!r}: {exc}") from exc
+    return storage.filesystem(uri, "model.uri")
 
 
 def _join(base: str, name: str) -> str:
     return base.rstrip("/") + "/" + name
 
 
+def _is_model(fs, path: str) -> bool:
+    """A SavedModel directory, a `.keras` archive, or a directory holding one."""
+    if path.rstrip("/").endswith(keras_archive.SUFFIX):
+        return fs.isfile(path)
+    if fs.exists(_join(path, SAVED_MODEL_PB)):
+        return True
+    try:
+        return any(e.rstrip("/").endswith(keras_archive.SUFFIX) for e in fs.ls(path, detail=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
 def resolve_version(uri: str, version: str) -> tuple[str, str]:
-    """(version, version_uri): `uri` itself when it holds saved_model.pb, else its numeric version directory."""
+    """(version, version_uri): `uri` itself when it is a model (a SavedModel, a .keras archive or a directory holding
+    one), else its numeric version directory."""
     fs, path = _fs(uri)
     if not fs.exists(path):
         raise TfscoreError(f"model.uri: {uri} does not exist")
-    if fs.exists(_join(path, SAVED_MODEL_PB)):
+    if _is_model(fs, path):
         return "", uri
     try:
         entries = fs.ls(path, detail=True)
     except (FileNotFoundError, NotADirectoryError) as exc:
-        raise TfscoreError(f"model.uri: {uri} is not a SavedModel directory") from exc
+        raise TfscoreError(f"model.uri: {uri} is not a SavedModel directory or a .keras archive") from exc
     versions = sorted(int(os.path.basename(e["name"].rstrip("/"))) for e in entries
                       if e.get("type") == "directory" and os.path.basename(e["name"].rstrip("/")).isdigit())
     if not versions:
-        raise TfscoreError(f"model.uri: {uri} holds neither {SAVED_MODEL_PB} nor numeric version directories (1/, 2/, …)")
+        raise TfscoreError(f"model.uri: {uri} holds neither {SAVED_MODEL_PB}, a .keras archive nor numeric version "
+                           "directories (1/, 2/, …)")
     if version == "latest":
         chosen = versions[-1]
     else:
@@ -114,18 +126,23 @@ def resolve_version(uri: str, version: str) -> tuple[str, str]:
                                f"(available: {', '.join(map(str, versions))})")
     version_uri = _join(uri.rstrip("/"), str(chosen))
     vfs, vpath = _fs(version_uri)
-    if not vfs.exists(_join(vpath, SAVED_MODEL_PB)):
-        raise TfscoreError(f"model.version: {version_uri} has no {SAVED_MODEL_PB}")
+    if not _is_model(vfs, vpath):
+        raise TfscoreError(f"model.version: {version_uri} has no {SAVED_MODEL_PB} and no .keras archive")
     return str(chosen), version_uri
 
 
 def _download_tree(fs, root: str, target: Path) -> None:
-    """Copy every file under `root` (any fsspec filesystem) into `target`, keeping relative paths."""
+    """Copy every file under `root` (any fsspec filesystem) into `target`, keeping relative paths. An object key that
+    would land outside `target` (`../`, an absolute part) is refused: a model is a directory, never a path elsewhere."""
+    base = target.resolve()
     for name, info in sorted(fs.find(root, detail=True).items()):
         rel = name[len(root):].lstrip("/")
         if not rel or name.endswith("/") or info.get("type") == "directory":
             continue
         dest = target / rel
+        if not dest.resolve().is_relative_to(base):
+            raise TfscoreError(f"model.uri: the object {name!r} would be written outside the model directory "
+                               f"({rel!r}); a model version's keys must stay below it")
         dest.parent.mkdir(parents=True, exist_ok=True)
         fs.get_file(name, str(dest))
 
@@ -147,68 +164,60 @@ def materialize(version_uri: str) -> str:
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     target = root / key
-    if (target / SAVED_MODEL_PB).exists():
+    if target.is_dir():  # renamed into place only when complete
         return str(target)
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / SAVED_MODEL_PB).exists():
+        if target.is_dir():
             return str(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
-            _download_tree(fs, path.rstrip("/"), tmp)
-            if not (tmp / SAVED_MODEL_PB).exists():
-                raise TfscoreError(f"model.uri: downloading {version_uri} gave no {SAVED_MODEL_PB}")
+            if fs.isfile(path):  # a .keras archive given by its own uri
+                fs.get_file(path, str(tmp / posixpath.basename(path)))
+            else:
+                _download_tree(fs, path.rstrip("/"), tmp)
+            if not (tmp / SAVED_MODEL_PB).exists() and keras_archive.archive_in(str(tmp)) is None:
+                raise TfscoreError(f"model.uri: downloading {version_uri} gave no {SAVED_MODEL_PB} and no .keras "
+                                   "archive")
             os.rename(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return str(target)
 
 
-def _tensor_info(key: str, info) -> TensorInfo:
-    import numpy as np
-    import tensorflow as tf
-
-    dtype = tf.dtypes.as_dtype(info.dtype)
-    name = "string" if dtype == tf.string else np.dtype(dtype.as_numpy_dtype).name
-    shape = None if info.tensor_shape.unknown_rank else tuple(
-        None if d.size < 0 else int(d.size) for d in info.tensor_shape.dim)
-    return TensorInfo(key, name, shape)
-
-
 def read_signature(local_path: str, tags: list[str] | tuple[str, ...], signature: str) -> Signature:
-    """Signature inputs/outputs from saved_model.pb, without loading variables."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    sm = saved_model_pb2.SavedModel()
+    """Signature inputs/outputs from saved_model.pb, without loading variables (and without importing TensorFlow:
+    savedmodel_pb decodes the few fields needed)."""
     try:
-        sm.ParseFromString(Path(local_path, SAVED_MODEL_PB).read_bytes())
-    except Exception as exc:  # noqa: BLE001 - protobuf raises DecodeError and friends
+        graphs = savedmodel_pb.meta_graphs(Path(local_path, SAVED_MODEL_PB).read_bytes())
+    except (OSError, savedmodel_pb.DecodeError, UnicodeDecodeError) as exc:
         raise TfscoreError(f"model.uri: {local_path}/{SAVED_MODEL_PB} is not a valid SavedModel: {exc}") from exc
     wanted = set(tags)
-    graphs = [mg for mg in sm.meta_graphs if set(mg.meta_info_def.tags) == wanted]
-    if not graphs:
-        available = [sorted(mg.meta_info_def.tags) for mg in sm.meta_graphs]
+    matching = [sigs for graph_tags, sigs in graphs if graph_tags == wanted]
+    if not matching:
+        available = [sorted(graph_tags) for graph_tags, _ in graphs]
         raise TfscoreError(f"model.tags: no MetaGraph tagged {sorted(wanted)} in {local_path} (available: {available})")
-    sigs = graphs[0].signature_def
+    sigs = matching[0]
     if signature not in sigs:
         available = sorted(k for k in sigs if not k.startswith("__"))
         raise TfscoreError(f"model.signature: {signature!r} not found in {local_path} (available: {available})")
-    sd = sigs[signature]
+    inputs, outputs = sigs[signature]
     return Signature(
         name=signature,
-        inputs={k: _tensor_info(k, v) for k, v in sorted(sd.inputs.items())},
-        outputs={k: _tensor_info(k, v) for k, v in sorted(sd.outputs.items())},
+        inputs={k: TensorInfo(k, *inputs[k]) for k in sorted(inputs)},
+        outputs={k: TensorInfo(k, *outputs[k]) for k in sorted(outputs)},
     )
 
 
 def fingerprint(local_path: str) -> str:
-    """The SavedModel fingerprint (TF's singleprint when fingerprint.pb exists, else a content hash)."""
+    """The SavedModel fingerprint (TF's singleprint when fingerprint.pb exists), else a content hash (a .keras archive's
+    bytes, or every file of the directory)."""
+    if Path(local_path).is_file():
+        return "sha256:" + hashlib.sha256(Path(local_path).read_bytes()).hexdigest()[:32]
     if Path(local_path, "fingerprint.pb").exists():
-        import tensorflow as tf
-
         try:
-            return tf.saved_model.experimental.read_fingerprint(local_path).singleprint()
-        except Exception:  # noqa: BLE001 - an unreadable fingerprint falls back to hashing
+            return savedmodel_pb.singleprint(Path(local_path, "fingerprint.pb").read_bytes())
+        except (OSError, savedmodel_pb.DecodeError):  # an unreadable fingerprint falls back to hashing
             pass
     h = hashlib.sha256()
     for p in sorted(Path(local_path).rglob("*")):
@@ -219,9 +228,13 @@ def fingerprint(local_path: str) -> str:
 
 
 def resolve(spec) -> ResolvedModel:
-    """Driver side: pick the version, fetch it locally, introspect it. `spec` is api.models.ModelSpec."""
+    """Driver side: pick the version, fetch it locally, introspect it. `spec` is api.scoringjob.ModelSpec."""
     version, version_uri = resolve_version(spec.uri, str(spec.version))
     local = materialize(version_uri)
+    archive = keras_archive.archive_in(local) if not Path(local, SAVED_MODEL_PB).exists() else None
+    if archive is not None:  # a .keras archive: its inputs and outputs read from the model itself
+        return ResolvedModel(uri=spec.uri, version=version, version_uri=version_uri, fingerprint=fingerprint(archive),
+                             tags=(), signature=keras_archive.signature(archive), local_path=local, kind="keras")
     sig = read_signature(local, spec.tags, spec.signature)
     return ResolvedModel(uri=spec.uri, version=version, version_uri=version_uri, fingerprint=fingerprint(local),
                          tags=tuple(spec.tags), signature=sig, local_path=local)
@@ -261,14 +274,18 @@ def load_function(model: ResolvedModel, cores: int = 1):
             import tensorflow as tf
 
             local = materialize(model.version_uri)
-            found = fingerprint(local)
+            archive = keras_archive.archive_in(local) if model.kind == "keras" else None
+            found = fingerprint(archive or local)
             if found != model.fingerprint:
                 raise TfscoreError(f"model.uri: {model.version_uri} changed during the job (fingerprint {found}, the "
                                    f"driver resolved {model.fingerprint}); publish new models as new version "
                                    "directories instead of overwriting one")
-            loaded = tf.saved_model.load(local, tags=list(model.tags))
-            fn = loaded.signatures[model.signature.name]
-            fn._tfscore_keepalive = loaded  # the function must not outlive its trackable object
+            if archive is not None:
+                fn = keras_archive.callable_of(archive)
+            else:
+                loaded = tf.saved_model.load(local, tags=list(model.tags))
+                fn = loaded.signatures[model.signature.name]
+                fn._tfscore_keepalive = loaded  # the function must not outlive its trackable object
             _LOADED[key] = fn
             # PySpark's daemon runs a full gc.collect() after every task of a reused worker; with TensorFlow and a model
             # loaded that walks ~10^6 objects (~150 ms per task). Freezing them, once, takes them out of every

@@ -91,7 +91,7 @@ class LogSink:
 
 
 class ProgressMonitor:
-    """Polls Spark's status tracker (tasks) and the counts accumulator (rows) from a background thread."""
+    """Polls Spark's status tracker (tasks) and the task reports' accumulator (rows) from a background thread."""
 
     def __init__(self, spark, group: str, counts, total_rows: int | None, show_bar: bool, sinks=(), interval=0.5):
         self.sc = spark.sparkContext
@@ -126,8 +126,8 @@ class ProgressMonitor:
                     total += stage.numTasks
         try:
             parts = dict(self.counts.value)
-            rows = sum(v.get("in", 0) for v in parts.values())
-            if any(v.get("error") for v in parts.values()):
+            rows = sum(r.rows_in for r in parts.values())
+            if any(r.error for r in parts.values()):
                 self.sc.cancelJobGroup(self.group)  # bad data fails every attempt alike: stop the other tasks now
         except Exception:  # noqa: BLE001 - the accumulator may be mid-update
             rows = self.snapshot.rows_scored

@@ -2,7 +2,8 @@
 
 Columnar end to end: Arrow record batches in, one TensorFlow signature call per batch, Arrow record batches out. One model
 per Python worker (loaded once, reused across tasks), TensorFlow's thread pools sized to the task's cores before its first
-op, and nothing held beyond the current batch, so memory stays flat whatever the partition size.
+op, and nothing held beyond the current batch, so memory stays flat whatever the partition size. The output statistics
+are sketched here, in the same pass.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ import resource
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from tfscore.runtime import io
-from tfscore.runtime.binding import REASON_COLUMN, Binding
+from tfscore.runtime import arrow_types, errors, splits, storage
+from tfscore.runtime.binding import REASON_COLUMN
+from tfscore.runtime.ensemble import Pass
 from tfscore.runtime.errors import InvalidRowError, TfscoreError, WorkerError
-from tfscore.runtime.model import ResolvedModel, load_function
+from tfscore.runtime.model import load_function
+from tfscore.runtime.predstats import TaskStatistics
+from tfscore.runtime.report import TaskReport
 
-ATTEMPTS_DIR = "_attempts"  # task-attempt files live here until the driver commits the successful ones
+ATTEMPTS_DIR = "_attempts"  # task-attempt files live here until the driver commits the counted ones
 
 
 @dataclass(frozen=True)
@@ -47,21 +51,19 @@ class FaultInjection:
 class Task:
     """Everything a Python worker needs, shipped once per task (small and picklable)."""
 
-    model: ResolvedModel
-    binding: Binding
+    scoring: Pass  # the models of the pass, each bound to the input
     batch_size: int
-    quarantine: bool
-    quarantine_staging: str | None
     source: str  # how errors name the input
+    output_schema: pa.Schema  # the types both writers write (arrow_types.held_schema of the binding's output)
     run_id: str = ""
-    writer: str = "spark"  # "arrow": the worker writes Parquet itself into out_staging; "spark": Spark writes
-    out_staging: str = ""
+    quarantine_staging: str | None = None  # set: invalid rows are quarantined there
+    out_staging: str | None = None  # set: the worker writes Parquet itself (the Arrow writer); unset: Spark writes
     compression: str = "snappy"
-    splits: tuple[io.Split, ...] = ()  # the Arrow reader's splits (empty: Spark feeds the batches)
-    read_columns: tuple[str, ...] = ()
-    counts: object = None  # a Spark accumulator of {partition: {...}}
+    splits: tuple[splits.Split, ...] = ()  # the Arrow reader's splits (empty: Spark feeds the batches)
+    input_schema: pa.Schema | None = None  # the Arrow reader's schema (partition column types)
+    input_names: tuple[str, ...] = ()  # Spark feeds positionally renamed columns: these are their real names
+    counts: object = None  # a Spark accumulator of {partition: TaskReport}
     fault: FaultInjection | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _task_context():
@@ -91,33 +93,30 @@ def _rebatch(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.Record
             have = rest.num_rows
     if have:
         table = pa.Table.from_batches(pending).combine_chunks()
-        for b in table.to_batches():
-            yield b
+        yield from table.to_batches()
 
 
 class PartWriter:
     """One Parquet file per task attempt in a staging directory: `part-<partition>-<run>-a<attempt>-<uuid>.parquet`.
 
     Attempt-unique names mean a retried or speculative attempt never touches another's file; the driver commits only the
-    file of the attempt Spark counted as successful.
-    """
+    file of the attempt Spark counted."""
+
+    ROW_GROUP_BYTES = 64 << 20  # buffered batches become one row group (not one tiny row group per batch)
 
     def __init__(self, staging: str, run_id: str, partition: int, attempt: int, compression: str = "snappy",
                  field: str = "output.uri"):
         self.path = (f"{staging.rstrip('/')}/{ATTEMPTS_DIR}/part-{partition:05d}-{run_id}-a{attempt}-"
                      f"{uuid.uuid4().hex[:6]}.parquet")
-        self.compression = compression
-        self.field = field
+        self.compression, self.field = compression, field
         self.writer = None
         self.rows = 0
-
-    ROW_GROUP_BYTES = 64 << 20  # buffered batches become one row group (not one tiny row group per batch)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self.writer is None:
             import pyarrow.parquet as pq
 
-            fs, path = io.fs_and_path(self.path, self.field)
+            fs, path = storage.filesystem(self.path, self.field)
             fs.makedirs(os.path.dirname(path), exist_ok=True)
             self._fh = fs.open(path, "wb")
             self.writer = pq.ParquetWriter(self._fh, batch.schema, compression=self.compression)
@@ -151,8 +150,8 @@ def with_reason(batch: pa.RecordBatch, reasons: np.ndarray) -> pa.RecordBatch:
                                       names=list(batch.schema.names) + [REASON_COLUMN])
 
 
-def _describe_row(batch: pa.RecordBatch, i: int, binding: Binding) -> str:
-    ids = {c: batch.column(c)[i].as_py() for c in binding.passthrough[:3]}
+def _describe_row(batch: pa.RecordBatch, i: int, scoring: Pass) -> str:
+    ids = {c: batch.column(c)[i].as_py() for c in scoring.passthrough[:3]}
     return f" ({', '.join(f'{k}={v!r}' for k, v in ids.items())})" if ids else ""
 
 
@@ -166,21 +165,20 @@ class Where:
 def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -> Iterator[pa.RecordBatch]:
     """Score a stream of input batches; yields output batches (none with the Arrow writer, which writes them itself).
 
-    The task's counts go to the accumulator when it ends. A data error (TfscoreError) ends the task *successfully* with
-    the error in the accumulator instead: bad data fails the same way on every attempt, so Spark must not retry it, and
-    the driver cancels the job and reports the message as it is.
-    """
+    The task's report goes to the accumulator when it ends. A data error (TfscoreError) ends the task *successfully* with
+    the error in its report instead: bad data fails the same way on every attempt, so Spark must not retry it, and the
+    driver cancels the job and reports the message as it is."""
     partition, attempt, cores = _task_context()
     started_at = time.time()
     quarantine = output = None
-    report: dict = {}
+    report = TaskReport(partition)
     try:
-        fn = load_function(task.model, cores)
-        binding = task.binding
-        names = [o.tensor.name for o in binding.outputs]
-        if task.quarantine:
+        scoring = task.scoring
+        fns = [load_function(m.model, cores) for m in scoring.members]  # each model once per worker process
+        stats = TaskStatistics(scoring)
+        if task.quarantine_staging:
             quarantine = PartWriter(task.quarantine_staging, task.run_id, partition, attempt, field="quarantineUri")
-        if task.writer == "arrow":
+        if task.out_staging:
             output = PartWriter(task.out_staging, task.run_id, partition, attempt, task.compression)
         rows_in = rows_out = 0
         offset = 0  # rows seen in this task, for error messages
@@ -191,36 +189,39 @@ def score_batches(task: Task, batches: Iterable[pa.RecordBatch], where: Where) -
                 raise RuntimeError(f"injected fault: partition {partition} attempt {attempt} after {n_batch} batches")
             n = batch.num_rows
             rows_in += n
-            invalid, reasons = binding.validate(batch)
+            invalid, reasons = scoring.validate(batch)
             if invalid is not None:
                 if quarantine is None:
                     i = int(np.argmax(invalid))
                     raise InvalidRowError(f"{reasons[i]} at row {where.first_row + offset + i} of {where.text}"
-                                          f"{_describe_row(batch, i, binding)}; fix the data or set "
+                                          f"{_describe_row(batch, i, scoring)}; fix the data or set "
                                           "onInvalidRow: quarantine")
                 quarantine.write(with_reason(batch.filter(pa.array(invalid)), reasons[invalid]))
                 batch = batch.filter(pa.array(~invalid))
             offset += n
             if batch.num_rows == 0:
                 continue
-            result = fn(**binding.to_tensors(batch))
+            results = []
+            for member, fn in zip(scoring.members, fns, strict=True):
+                result = fn(**member.binding.to_tensors(batch))
+                results.append({o.tensor.name: result[o.tensor.name].numpy() for o in member.binding.outputs})
+                del result  # release the output tensors now, not at the next garbage collection
             if first_batch_at is None:
                 first_batch_at = time.time()
-            out = binding.to_output(batch, {k: result[k].numpy() for k in names})
-            del result  # release the output tensors now, not at the next garbage collection
+            out = arrow_types.cast(scoring.to_output(batch, results), task.output_schema)
+            stats.update(out)
             rows_out += out.num_rows
             if output is not None:
                 output.write(out)
             else:
                 yield out
-        report = {"in": rows_in, "out": rows_out, "q": quarantine.rows if quarantine else 0,
-                  "ofile": output.close() if output else None, "qfile": quarantine.close() if quarantine else None,
-                  "startedAt": started_at, "firstBatchAt": first_batch_at, "endedAt": time.time(),
-                  "peakRssMb": _peak_rss_mb()}
+        report = TaskReport(partition, rows_in, rows_out, quarantine.rows if quarantine else 0,
+                            output.close() if output else None, quarantine.close() if quarantine else None,
+                            started_at, first_batch_at, time.time(), _peak_rss_mb(), statistics=stats.to_wire())
     except TfscoreError as exc:
         if task.counts is None:
             raise WorkerError(exc) from None
-        report = {"error": str(exc), "errorKind": type(exc).__name__, "in": 0, "out": 0, "q": 0}
+        report = TaskReport(partition, error=str(exc), error_kind=type(exc).__name__)
     finally:
         for w in (output, quarantine):
             if w is not None:
@@ -238,11 +239,17 @@ def _peak_rss_mb() -> float:
 
 
 def map_spark_batches(task: Task):
-    """mapInArrow function for the Spark reader: Spark feeds the input batches."""
+    """mapInArrow function for the Spark reader: Spark feeds the input batches, under positional names (PySpark's
+    mapInArrow re-selects its input columns unquoted, so `f.1` or `a b` would not resolve): the real names come back."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         partition, _, _ = _task_context()
-        yield from score_batches(task, batches, Where(f"{task.source} (partition {partition})"))
+
+        def named() -> Iterator[pa.RecordBatch]:
+            for b in batches:
+                yield pa.RecordBatch.from_arrays(b.columns, names=list(task.input_names))
+
+        yield from score_batches(task, named(), Where(f"{task.source} (partition {partition})"))
 
     return run
 
@@ -252,6 +259,7 @@ def map_splits(task: Task):
 
     def run(ids: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         where = Where(task.source)
+        columns = list(task.scoring.read_columns)
 
         def batches():
             for b in ids:
@@ -259,22 +267,10 @@ def map_splits(task: Task):
                     split = task.splits[idx]
                     where.text, where.first_row = split.uri, split.first_row
                     try:
-                        yield from io.read_split(split, list(task.read_columns), task.batch_size)
+                        yield from splits.read_split(split, columns, task.batch_size, task.input_schema)
                     except (OSError, pa.ArrowException) as exc:
-                        raise TfscoreError(f"input.uri: cannot read {split.uri}: {exc}") from exc
+                        raise TfscoreError(f"input.uri: cannot read {split.uri}: {errors.cause(exc)}") from exc
 
         yield from score_batches(task, batches(), where)
 
     return run
-
-
-class DictAccumulator:
-    """AccumulatorParam of {partition: counts}: a retried or recomputed task replaces its partition's entry instead of
-    adding to it, so the counts stay exact under retries."""
-
-    def zero(self, value):
-        return {}
-
-    def addInPlace(self, a, b):  # noqa: N802 - Spark's name
-        a.update(b)
-        return a

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tfscore.api import properties
-from tfscore.runtime import cloud
+from tfscore.runtime import arrow_types, cloud
 from tfscore.runtime.errors import TfscoreError
 
 
@@ -135,6 +135,11 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "static",
         "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "1",
         "spark.sql.parquet.compression.codec": "snappy",
+        # One time zone for every run and host: timestamps (and partition values) mean the same instants everywhere.
+        "spark.sql.session.timeZone": arrow_types.TIMEZONE,
+        # Parquet timestamps as the Arrow writer writes them (INT64 microseconds, UTC-adjusted), not Spark's legacy INT96:
+        # the two writers' files then have the same types.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     log4j = Path(__file__).with_name("log4j2.properties")
     conf["spark.driver.extraJavaOptions"] = f"-Dlog4j2.configurationFile=file:{log4j}"
@@ -146,6 +151,11 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
         conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
         conf.setdefault("spark.driver.host", "127.0.0.1")
     return conf
+
+
+# Set after the job's own sparkConf: input.where is user SQL, and must not read arbitrary files by path
+# (SELECT … FROM parquet.`/any/path`).
+HARDENED = {"spark.sql.runSQLOnFiles": "false"}
 
 
 def build_session(spec, master: str | None, properties: dict[str, str]):
@@ -164,6 +174,7 @@ def build_session(spec, master: str | None, properties: dict[str, str]):
     conf["spark.master"] = master
     conf.update(in_pod_overrides(conf, dict(os.environ)))
     conf.update(spec.spark_conf)
+    conf.update(HARDENED)
     builder = SparkSession.builder
     for k, v in conf.items():
         builder = builder.config(k, v)

@@ -79,7 +79,7 @@ def test_env_entries_are_typed_with_a_free_form_value_from(schema):
 
 def test_optional_fields_are_not_required_and_have_no_null_default(schema):
     spec = schema["properties"]["spec"]
-    assert spec["required"] == ["model", "input", "output"]
+    assert spec["required"] == ["input", "output"]  # model, or models (a CEL rule: exactly one)
     deadline = spec["properties"]["activeDeadlineSeconds"]
     assert deadline == {"type": "integer", "description": deadline["description"], "minimum": 1}
 
@@ -112,14 +112,15 @@ def test_defaults_agree_with_the_models(schema):
 
 def test_cel_rules_are_the_models_rules(schema):
     spec = schema["properties"]["spec"]
-    assert spec["x-kubernetes-validations"] == [scoringjob.QUARANTINE_RULE]
+    assert spec["x-kubernetes-validations"] == [scoringjob.QUARANTINE_RULE, scoringjob.MODELS_RULE,
+                                                scoringjob.PREDICTIONS_RULE]
     assert spec["properties"]["input"]["x-kubernetes-validations"] == [scoringjob.INPUT_SOURCE_RULE,
                                                                        scoringjob.TABLE_FORMAT_RULE]
 
 
 def test_status_schema_comes_from_the_status_model(schema):
     status = schema["properties"]["status"]["properties"]
-    assert status["phase"]["enum"] == ["Pending", "Running", "Succeeded", "Failed", "Suspended"]
+    assert status["phase"]["enum"] == ["Pending", "Queued", "Running", "Succeeded", "Failed", "Suspended"]
     assert status["conditions"]["x-kubernetes-list-type"] == "map"
     assert status["conditions"]["items"]["properties"]["lastTransitionTime"]["format"] == "date-time"
     assert set(status["result"]["properties"]) >= {"rowsIn", "rowsOut", "rowsQuarantined", "seconds",

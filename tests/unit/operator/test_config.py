@@ -19,17 +19,20 @@ def test_every_variable_is_read():
     env = {"TFSCORE_RUNTIME_IMAGE": "r@sha256:1", "TFSCORE_RUNTIME_IMAGE_GPU": "g@sha256:2",
            "TFSCORE_IMAGE_PULL_POLICY": "Never", "TFSCORE_DRIVER_SERVICE_ACCOUNT": "sa",
            "TFSCORE_RUN_AS_USER": "2000", "TFSCORE_BACKOFF_BASE_SECONDS": "0.5", "TFSCORE_BACKOFF_MAX_SECONDS": "4",
-           "TFSCORE_WORKERS": "3"}
+           "TFSCORE_WORKERS": "3", "TFSCORE_KUEUE": "True"}
     config = OperatorConfig.from_env(env)
     assert (config.runtime_image, config.runtime_image_gpu, config.image_pull_policy, config.driver_service_account,
-            config.run_as_user, config.backoff_base_seconds, config.backoff_max_seconds, config.workers) == (
-        "r@sha256:1", "g@sha256:2", "Never", "sa", 2000, 0.5, 4.0, 3)
+            config.run_as_user, config.backoff_base_seconds, config.backoff_max_seconds, config.workers,
+            config.kueue) == ("r@sha256:1", "g@sha256:2", "Never", "sa", 2000, 0.5, 4.0, 3, True)
+    assert OperatorConfig.from_env({"TFSCORE_KUEUE": "false"}).kueue is False
+    assert OperatorConfig.from_env({}).kueue is False
     assert config.image_for(1) == "g@sha256:2" and config.image_for(0) == "r@sha256:1"
     assert [config.backoff(n) for n in (1, 2, 3, 4, 5)] == [0.5, 1, 2, 4, 4]
 
 
 @pytest.mark.parametrize("env,named", [
     ({"TFSCORE_WORKERS": "many"}, "TFSCORE_WORKERS='many': expected int"),
+    ({"TFSCORE_KUEUE": "yes"}, "TFSCORE_KUEUE='yes': expected true or false"),
     ({"TFSCORE_RUN_AS_USER": "0"}, "TFSCORE_RUN_AS_USER=0: must be a non-root uid"),
     ({"TFSCORE_IMAGE_PULL_POLICY": "Sometimes"}, "TFSCORE_IMAGE_PULL_POLICY='Sometimes'"),
     ({"TFSCORE_BACKOFF_BASE_SECONDS": "100", "TFSCORE_BACKOFF_MAX_SECONDS": "10"}, "TFSCORE_BACKOFF_BASE_SECONDS"),

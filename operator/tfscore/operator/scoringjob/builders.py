@@ -7,6 +7,7 @@ them is idempotent (409 = already there) and deleting the ScoringJob garbage-col
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -115,6 +116,32 @@ def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
 
 def _metadata(name: str, namespace: str, job: str, role: str, owner: Mapping[str, Any]) -> dict[str, Any]:
     return {"name": name, "namespace": namespace, "labels": labels(job, role), "ownerReferences": [dict(owner)]}
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where an admission puts one role's pods (Kueue: the assigned ResourceFlavors' node labels and tolerations, and
+    admission checks' pod-set updates): merged into the pod spec on top of the job's own nodeSelector/tolerations."""
+
+    node_selector: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    tolerations: tuple[Mapping[str, Any], ...] = ()
+    labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    annotations: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _place(metadata: dict[str, Any], pod_spec: dict[str, Any], placement: Placement | None) -> None:
+    if placement is None:
+        return
+    metadata["labels"] = {**placement.labels, **metadata.get("labels", {})}  # tfscore's own labels are never replaced
+    if placement.annotations:
+        metadata["annotations"] = {**metadata.get("annotations", {}), **placement.annotations}
+    if placement.node_selector:
+        pod_spec["nodeSelector"] = {**pod_spec.get("nodeSelector", {}), **placement.node_selector}
+    tolerations = list(pod_spec.get("tolerations", []))
+    tolerations += [dict(t) for i, t in enumerate(placement.tolerations)
+                    if t not in tolerations and t not in placement.tolerations[:i]]
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
 
 
 # ---------------------------------------------------------------- the captured manifest (job.json)
@@ -268,6 +295,8 @@ def _pod_spec_common(spec: ScoringJobSpec, config: OperatorConfig, *, gpu: bool,
     }
     if spec.node_selector:
         pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.priority_class_name:
+        pod["priorityClassName"] = spec.priority_class_name
     tolerations = _tolerations(spec, gpu)
     if tolerations:
         pod["tolerations"] = tolerations
@@ -292,7 +321,7 @@ def _container_common(spec: ScoringJobSpec, config: OperatorConfig, name: str, i
 
 
 def executor_pod_template(job: ScoringJob, config: OperatorConfig, image: str,
-                          auth_secret: str | None = None) -> dict[str, Any]:
+                          auth_secret: str | None = None, placement: Placement | None = None) -> dict[str, Any]:
     """The executor pod template Spark starts executors from (Spark adds cpu/memory, ports and its own env)."""
     spec, name = job.spec, job.metadata.name
     gpu = spec.executor.gpu
@@ -303,7 +332,9 @@ def executor_pod_template(job: ScoringJob, config: OperatorConfig, image: str,
     pod_spec = _pod_spec_common(spec, config, gpu=gpu > 0, extra_volumes=[], auth_secret=auth_secret)
     pod_spec["automountServiceAccountToken"] = False  # executors never call the Kubernetes API
     pod_spec["containers"] = [container]
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": labels(name, ROLE_EXECUTOR)}, "spec": pod_spec}
+    metadata: dict[str, Any] = {"labels": labels(name, ROLE_EXECUTOR)}
+    _place(metadata, pod_spec, placement)
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
 
 def job_json(job: ScoringJob, uid: str, config: OperatorConfig) -> str:
@@ -312,7 +343,7 @@ def job_json(job: ScoringJob, uid: str, config: OperatorConfig) -> str:
 
 
 def config_map(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig, attempt: int,
-               auth_secret: str | None = None) -> dict[str, Any]:
+               auth_secret: str | None = None, placement: Placement | None = None) -> dict[str, Any]:
     """ConfigMap <job>-spec-<attempt> (immutable): job.json, this attempt's spark.properties and the executor pod
     template."""
     meta = body["metadata"]
@@ -327,7 +358,7 @@ def config_map(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
         "data": {
             contract.SPEC_KEY: job_json(job, meta["uid"], config),
             contract.PROPERTIES_KEY: attempt_properties(job, namespace, attempt, image, config.image_pull_policy),
-            contract.EXECUTOR_TEMPLATE_KEY: yaml.dump(executor_pod_template(job, config, image, auth_secret),
+            contract.EXECUTOR_TEMPLATE_KEY: yaml.dump(executor_pod_template(job, config, image, auth_secret, placement),
                                                     Dumper=_YAML_DUMPER, sort_keys=False),
         },
     }
@@ -369,7 +400,7 @@ def _resources(res: scoringjob.Resources) -> dict[str, Any]:
 
 def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig, attempt: int,
                deadline_seconds: int | None = None, auth_secret: str | None = None,
-               spec_sha256: str | None = None) -> dict[str, Any]:
+               spec_sha256: str | None = None, placement: Placement | None = None) -> dict[str, Any]:
     """Driver pod of one attempt: `tfscore run` (exec form, no shell) with the ConfigMap mounted read-only."""
     spec, name = job.spec, job.metadata.name
     namespace = body["metadata"]["namespace"]
@@ -406,4 +437,5 @@ def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
         pod_spec["activeDeadlineSeconds"] = max(1, int(deadline_seconds))  # the kubelet enforces it too
     metadata = _metadata(driver_pod_name(name, attempt), namespace, name, ROLE_DRIVER, owner_reference(body))
     metadata["labels"][LABEL_ATTEMPT] = str(attempt)
+    _place(metadata, pod_spec, placement)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}

@@ -1,7 +1,8 @@
 """Pure mapping: a driver pod (as the API server reports it) → what it means for the ScoringJob.
 
-`observe_pod` reads phase, conditions, container states, the termination message (the runtime's Result JSON on success,
-one line of cause on failure) and the progress annotation into a `PodView`. No clock, no I/O.
+`observe_pod` reads phase, conditions, container states, the termination message (the runtime's Result JSON on success;
+on failure the runtime's Failure JSON {reason, message}, or one plain line of cause from an older or crashed driver) and
+the progress annotation into a `PodView`. No clock, no I/O.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from tfscore.api import contract
-from tfscore.api.contract import Progress, Result
+from tfscore.api.contract import Failure, Progress, Result
 from tfscore.operator.objects import parse_time
 
 PodState = Literal["missing", "pending", "running", "succeeded", "failed"]
@@ -23,6 +24,8 @@ PodState = Literal["missing", "pending", "running", "succeeded", "failed"]
 # Waiting reasons that mean the container will never start on its own (no point waiting for the startup timeout).
 FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
 MAX_MESSAGE = 1024
+# Failure reasons a retry cannot fix: the job fails at once, whatever backoffLimit says.
+PERMANENT_REASONS = frozenset({"DriftExceeded"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +34,7 @@ class PodView:
     reason: str = ""
     message: str = ""
     fatal: bool = False              # pending and will never run
+    permanent: bool = False          # failed in a way no retry fixes (PERMANENT_REASONS)
     created: datetime | None = None
     exit_code: int | None = None
     progress: Progress | None = None
@@ -64,6 +68,16 @@ def parse_result(message: str | None) -> Result | None:
         return None
     try:
         return Result.model_validate(json.loads(message))
+    except (ValueError, ValidationError):
+        return None
+
+
+def parse_failure(message: str | None) -> Failure | None:
+    """The runtime's Failure JSON, or None (a plain line, or nothing)."""
+    if not message or not message.lstrip().startswith("{"):
+        return None
+    try:
+        return Failure.model_validate(json.loads(message))
     except (ValueError, ValidationError):
         return None
 
@@ -110,6 +124,10 @@ def observe_pod(pod: Mapping[str, Any] | None, container: str = "driver") -> Pod
         if reason == "OOMKilled":
             text = f"driver killed: out of memory (exit code {code}); raise driver.memory or driver.memoryOverhead"
             return PodView("failed", "OOMKilled", text, exit_code=code, **common)
+        failure = parse_failure(message)
+        if failure is not None:
+            return PodView("failed", failure.reason, _clip(failure.message) or failure.reason, exit_code=code,
+                           permanent=failure.reason in PERMANENT_REASONS, **common)
         what = f"driver exited with code {code}" if code is not None else f"driver terminated ({reason})"
         return PodView("failed", "DriverFailed" if reason in ("Error", "Completed") else reason,
                        f"{what}: {cause}" if cause else what, exit_code=code, **common)

@@ -12,16 +12,20 @@ Rules (Kubernetes Job semantics where Job has a word for it):
   Failed, reason SpecTampered, its pods deleted.
 - an object the API server refuses to create (Pod Security, a missing ServiceAccount, a 422): retried, and Failed,
   reason CreateRejected, with the API server's message once startupTimeoutSeconds have passed (`create_rejected`).
-- a driver pod that succeeds wins over everything else (deadline, suspend); its termination message is the Result.
+- a driver pod that succeeds wins over everything else (deadline, suspend); its termination message is the Result
+  (drift beyond the threshold in it: condition DriftExceeded and a Warning event, the job still Succeeded).
 - activeDeadlineSeconds counts from status.startTime (reset on resume, as for Jobs): Failed, DeadlineExceeded,
   driver pods deleted.
 - suspend: delete the running attempt's pod (not counted as a failure), phase Suspended; resume starts a new attempt.
 - a failed attempt (non-zero exit, pod deleted, startup timeout, image that can never be pulled) counts against
   backoffLimit; the next attempt starts after base·2^(failures-1) seconds (capped); past the limit: Failed with the
-  attempt's reason.
+  attempt's reason. A permanent failure (driver_pod.PERMANENT_REASONS: DriftExceeded) fails the job at once.
 - ttlSecondsAfterFinished: the finished ScoringJob is deleted (and with it, by ownership, everything it made).
 - spec edits after the first start are ignored with one Warning event per generation (the run keeps the spec it
   started with; `suspend` is the only live field).
+- queued (a Kueue Workload, obs.queue): nothing starts until Kueue admits it; phase Queued with Kueue's reason. An
+  eviction stops the running attempt like suspend does (not a failure, activeDeadlineSeconds paused); readmission
+  starts a new attempt.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tfscore.api.contract import Progress
-from tfscore.api.scoringjob import Phase, ScoringJobSpec, ScoringJobStatus
+from tfscore.api.scoringjob import Phase, ScoringJobSpec, ScoringJobStatus, model_entries
 from tfscore.operator.objects import condition, set_condition
-from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob import builders, drift, queueing
 from tfscore.operator.scoringjob.driver_pod import PodView, observe_pod
+from tfscore.operator.scoringjob.queueing import QueueView
 
 FINISHED = (Phase.succeeded, Phase.failed)
 QUIET_PENDING = ("PodPending", "ContainerCreating")  # the normal first seconds of a pod: nothing worth a status write
@@ -51,6 +56,7 @@ class Observed:
     suspend: bool = False                 # the live spec.suspend
     spec_changed: bool = False            # the live spec differs from the bound one (beyond suspend)
     pods: Mapping[int, Mapping[str, Any] | None] = dataclasses.field(default_factory=dict)  # attempt → pod
+    queue: QueueView | None = None        # Kueue's word on the job's Workload (None: the job is not queued)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +74,8 @@ class Decision:
     delete_job: bool = False
     events: list[Event] = dataclasses.field(default_factory=list)
     requeue_after: float | None = None
-    transitions: list[str] = dataclasses.field(default_factory=list)  # started | succeeded | failed (metrics)
+    transitions: list[str] = dataclasses.field(default_factory=list)  # started | succeeded | failed | admitted |
+    #                                                                   evicted (metrics)
 
     def wake_at(self, when: datetime | None, now: datetime) -> None:
         if when is None:
@@ -101,6 +108,8 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
               "the run keeps the spec it started with (only `suspend` applies). Delete and re-create the "
               "ScoringJob to run a different spec.")
     st.observed_generation = obs.generation
+    if obs.spec is not None:
+        st.model_summary = model_summary(obs.spec)
 
     if st.phase in FINISHED:
         _ttl(d, obs, now)
@@ -126,12 +135,14 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
 
     if view is not None and view.state == "succeeded":
         _succeed(st, view, finish)
+        if st.phase == Phase.succeeded and (warning := drift.mark(st, now)):
+            event("Warning", drift.CONDITION, warning)
         _ttl(d, obs, now)
         return d
 
     deadline = (st.start_time + timedelta(seconds=spec.active_deadline_seconds)
                 if spec.active_deadline_seconds and st.start_time else None)
-    if deadline is not None and now >= deadline and st.phase != Phase.suspended:
+    if deadline is not None and now >= deadline and st.phase not in (Phase.suspended, Phase.queued):
         d.delete_pods = sorted({*d.delete_pods, *(a for a, p in obs.pods.items() if p is not None)})
         finish(Phase.failed, "DeadlineExceeded", f"the job ran longer than activeDeadlineSeconds "
                                            f"({spec.active_deadline_seconds}s); its pods were deleted")
@@ -147,6 +158,19 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
             st.conditions = set_condition(st.conditions, Phase.suspended, True, "Suspended", st.message, now)
             event("Normal", "Suspended", f"suspended; driver pod {st.driver_pod or '-'} stopped"
                   if attempt else "created suspended; nothing started")
+        return d
+
+    if obs.queue is not None and not obs.queue.admitted:
+        deleting = bool(((obs.pods.get(attempt) or {}).get("metadata") or {}).get("deletionTimestamp"))
+        _hold(d, obs.queue, None if deleting else view, attempt, now, event)
+        return d
+    if st.phase == Phase.queued:  # admitted (attempt 0: the first start), or no longer queued at all
+        why = obs.queue.message if obs.queue else f"no longer queued (no {queueing.QUEUE_LABEL} label)"
+        st.conditions = set_condition(st.conditions, Phase.queued, False, "Admitted", why, now)
+        st.start_time = None  # activeDeadlineSeconds counts from the admitted start (as after a resume)
+        event("Normal", "Admitted", f"{why}; starting attempt {attempt + 1}")
+        d.transitions.append("admitted")
+        _start(d, obs, now, attempt + 1, spec, event)
         return d
 
     if st.phase == Phase.suspended:
@@ -169,6 +193,10 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
             st.failed += 1
             if view.state == "pending":
                 d.delete_pods.append(attempt)
+            if view.permanent:  # retrying cannot help (e.g. DriftExceeded: the same data drifts the same way)
+                finish(Phase.failed, reason, f"attempt {attempt} failed: {message} (not retried: {reason})")
+                _ttl(d, obs, now)
+                return d
             if st.failed > spec.backoff_limit:
                 finish(Phase.failed, reason, f"attempt {attempt} failed: {message} (backoffLimit {spec.backoff_limit} "
                                        f"reached after {st.failed} failed attempt(s))")
@@ -203,6 +231,13 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
     return d
 
 
+def model_summary(spec: ScoringJobSpec) -> str:
+    """The MODEL printer column: the (first) model's uri, and how many more a multi-model job scores."""
+    entries = model_entries(spec)
+    more = f" (+{len(entries) - 1})" if len(entries) > 1 else ""
+    return f"{entries[0].spec.uri}{more}"
+
+
 def _start(d: Decision, obs: Observed, now: datetime, attempt: int, spec: ScoringJobSpec,
            event: Callable[[str, str, str], None]) -> None:
     st = d.status
@@ -219,6 +254,27 @@ def _start(d: Decision, obs: Observed, now: datetime, attempt: int, spec: Scorin
     d.wake_at(now + timedelta(seconds=spec.startup_timeout_seconds), now)
     if spec.active_deadline_seconds:
         d.wake_at(st.start_time + timedelta(seconds=spec.active_deadline_seconds), now)
+
+
+def _hold(d: Decision, queue: QueueView, view: PodView | None, attempt: int, now: datetime,
+          event: Callable[[str, str, str], None]) -> None:
+    """Not admitted: phase Queued with Kueue's reason; a running attempt was evicted: stop it (not a failure)."""
+    st = d.status
+    message = queue.describe()
+    queued = condition(st.conditions, Phase.queued)
+    if view is not None and view.state in ("pending", "running"):
+        d.delete_pods.append(attempt)
+        d.transitions.append("evicted")
+        message = f"attempt {attempt} stopped: its Workload is no longer admitted ({queue.reason}: {queue.message}); " \
+                  f"back in LocalQueue {queue.queue}"
+        event("Normal", "Evicted", f"{message} (not counted against backoffLimit)")
+        st.conditions = set_condition(st.conditions, Phase.running, False, "Evicted", message, now)
+    elif st.phase != Phase.queued or queued is None or queued.reason != queue.reason:
+        event("Normal", "Queued", message)
+    if st.phase == Phase.suspended:
+        st.conditions = set_condition(st.conditions, Phase.suspended, False, "Resumed", "spec.suspend is false", now)
+    st.phase, st.message, st.next_attempt_time = Phase.queued, message, None
+    st.conditions = set_condition(st.conditions, Phase.queued, True, queue.reason, message, now)
 
 
 def _failure(view: PodView, timed_out: bool, spec: ScoringJobSpec) -> tuple[str, str]:

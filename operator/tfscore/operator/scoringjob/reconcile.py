@@ -26,7 +26,7 @@ from tfscore.operator.config import OperatorConfig
 from tfscore.operator.kube import Conflict, Kube, Rejected
 from tfscore.operator.metrics import Metrics
 from tfscore.operator.objects import merge_patch, owned_by, parse_time
-from tfscore.operator.scoringjob import builders, isolation, policy
+from tfscore.operator.scoringjob import builders, isolation, policy, queued
 from tfscore.operator.scoringjob.lifecycle import FINISHED, Decision, Event, Observed, create_rejected, decide
 
 log = logging.getLogger("tfscore.operator")
@@ -40,6 +40,7 @@ class Context:
     config: OperatorConfig
     metrics: Metrics
     post_event: PostEvent
+    kueue: Any = None                             # KueueApi when the Kueue integration is on (TFSCORE_KUEUE)
 
 
 @dataclasses.dataclass
@@ -50,6 +51,8 @@ class Outcome:
     deleted_pods: list[str] = dataclasses.field(default_factory=list)
     bound: ScoringJob | None = None               # the manifest the run is bound to (ConfigMap job.json)
     refresh: bool = False                         # our view was stale: `job` is a fresh read (None: gone)
+    workload: dict[str, Any] | None = None        # the Kueue Workload as last written or read (for the cache)
+    workload_gone: str | None = None              # a Workload deleted here
 
 
 class Blocked(Exception):
@@ -129,10 +132,11 @@ def _read_bound(kube: Kube, ns: str, name: str, uid: str, status: ScoringJobStat
         return None, ""
 
 
-def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: Decision,
-                    now: datetime) -> dict[str, Any]:
+def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: Decision, now: datetime,
+                    placement: Mapping[str, builders.Placement]) -> dict[str, Any]:
     """The job's auth Secret (once) and NetworkPolicy, this attempt's immutable ConfigMap, the Service, then the driver
-    pod; each adopted if already there (and ours). Records the Secret, the spec's hash and the pod's uid in d.status."""
+    pod; each adopted if already there (and ours). Records the Secret, the spec's hash and the pod's uid in d.status.
+    `placement`: per role, where the queue's admission puts the pods (empty when not queued)."""
     attempt, st = d.create_attempt or 0, d.status
     uid, name, ns = body["metadata"]["uid"], job.metadata.name, body["metadata"]["namespace"]
     if not st.auth_secret:  # generateName: a fresh name nobody could have created first; never read back
@@ -141,15 +145,18 @@ def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: D
     existing, created = ctx.kube.create(isolation.network_policy(job, body))
     if not created:
         _check_owner(existing, uid, name)
-    cm = builders.config_map(job, body, ctx.config, attempt, st.auth_secret)
+    executors = placement.get(builders.ROLE_EXECUTOR)
+    cm = builders.config_map(job, body, ctx.config, attempt, st.auth_secret, executors)
     existing, created = ctx.kube.create(cm)
     if not created:
         _check_owner(existing, uid, name)
         earlier = _auth_secret_of(existing)
         if existing.get("data") != cm["data"] and earlier and earlier != st.auth_secret:
             st.auth_secret = earlier  # made before a crash that lost the status write: its pod may already run
-            cm = builders.config_map(job, body, ctx.config, attempt, st.auth_secret)
-        if existing.get("data") != cm["data"]:  # ours but stale (another operator version): immutable, so replace
+            cm = builders.config_map(job, body, ctx.config, attempt, st.auth_secret, executors)
+        # Ours but stale (another operator version, or an admission that places executors elsewhere): immutable, so
+        # replaced.
+        if existing.get("data") != cm["data"]:
             ctx.kube.delete_config_map(ns, cm["metadata"]["name"], existing["metadata"]["uid"])
             raise Conflict(f"ConfigMap {ns}/{cm['metadata']['name']} was stale; replaced")
     st.spec_hash = st.spec_hash or isolation.sha256(cm["data"][contract.SPEC_KEY])
@@ -161,7 +168,8 @@ def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: D
         deadline = job.spec.active_deadline_seconds - (now - st.start_time).total_seconds()
     pod, created = ctx.kube.create(builders.driver_pod(job, body, ctx.config, attempt, deadline_seconds=deadline,
                                                        auth_secret=st.auth_secret,
-                                                       spec_sha256=isolation.data_sha256(cm)))
+                                                       spec_sha256=isolation.data_sha256(cm),
+                                                       placement=placement.get(builders.ROLE_DRIVER)))
     st.driver_pod_uid = pod["metadata"]["uid"]
     if not created:
         _check_owner(pod, uid, name)
@@ -184,7 +192,8 @@ def _auth_secret_of(cm: Mapping[str, Any]) -> str | None:
 
 
 def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[str, Any] | None],
-              bound: ScoringJob | None, now: datetime) -> Outcome:
+              bound: ScoringJob | None, now: datetime,
+              workloads: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
     meta = body["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     status = _status(body)
@@ -224,14 +233,16 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
         pods[status.attempts] = None  # another pod under our pod's name: not adopted; ours is gone
 
     suspend = live.spec.suspend if live else bool((body.get("spec") or {}).get("suspend"))
+    queue, workload, queue_view = queued.view(ctx, body, workloads)
     obs = Observed(name=name, generation=meta.get("generation") or 0, spec=spec, invalid=invalid,
-                   invalid_reason=reason, suspend=suspend, spec_changed=spec_changed, pods=pods)
+                   invalid_reason=reason, suspend=suspend, spec_changed=spec_changed, pods=pods, queue=queue_view)
     d = decide(status, obs, now, ctx.config.backoff)
     _record(d.status, status, pods, bound, uid, ctx.config)
 
     try:
         if d.create_attempt and bound is not None:
-            out.pods.append(_create_attempt(ctx, body, bound, d, now))
+            placement = queued.placements(ctx, workload) if queue_view is not None else {}
+            out.pods.append(_create_attempt(ctx, body, bound, d, now, placement))
     except Blocked as exc:  # nothing started: say why (status + event) and try again later
         if exc.warn and status.message != str(exc):
             ctx.post_event(body, Event("Warning", "CreateFailed", str(exc)))
@@ -252,6 +263,14 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
         pod_name = builders.driver_pod_name(name, attempt)
         ctx.kube.delete_pod(ns, pod_name)
         out.deleted_pods.append(pod_name)
+    synced = queued.sync(ctx, body, bound, d, queue, workload, pods, suspend, now)
+    out.workload, out.workload_gone = synced.workload, synced.gone
+    if synced.problem:  # the Workload could not be written: the job stays where it is, and says why
+        if status.message != synced.problem:
+            d.events.append(Event("Warning", "QueueFailed", synced.problem))
+        d.status.message = synced.problem
+    if synced.retry is not None:
+        d.requeue_after = synced.retry if d.requeue_after is None else min(d.requeue_after, synced.retry)
 
     old, new = status.to_wire(), d.status.to_wire()
     if old != new or body.get("status") is None:
@@ -289,6 +308,15 @@ def _count(metrics: Metrics, before: ScoringJobStatus, d: Decision) -> None:
     for transition in d.transitions:
         if transition == "started":
             metrics.started.inc()
+            continue
+        if transition == "admitted":
+            metrics.admissions.inc()
+            waited = queued.queued_seconds(before.conditions, st.conditions)
+            if waited is not None:
+                metrics.queue_wait.observe(waited)
+            continue
+        if transition == "evicted":
+            metrics.evictions.labels(next((c.reason for c in st.conditions if c.type == "Queued"), "Unknown")).inc()
             continue
         if transition == "succeeded":
             metrics.succeeded.inc()

@@ -144,8 +144,14 @@ TF_PROBE = r"""
 import json, os, sys
 import tensorflow as tf
 x = tf.linalg.matmul(tf.constant([[1.0, 2.0]]), tf.constant([[3.0], [4.0]]))
+try:  # Keras 3 loads .keras archives: one Dense layer called on the matmul's input
+    import keras
+    layer = keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="zeros")
+    k = {"keras": keras.__version__, "kerasResult": float(layer(tf.constant([[1.0, 2.0]])).numpy()[0][0])}
+except Exception as exc:
+    k = {"kerasError": f"{type(exc).__name__}: {exc}"[:300]}
 print(json.dumps({"version": tf.__version__, "result": float(x.numpy()[0][0]),
-                  "gpus": len(tf.config.list_physical_devices("GPU"))}))
+                  "gpus": len(tf.config.list_physical_devices("GPU")), **k}))
 """
 
 
@@ -191,6 +197,21 @@ def check_tensorflow(f: Mapping[str, Any], probe: Mapping[str, Any]) -> Check:
     return Check("tensorflow", True, f"{f.get('tensorflow')} ({f.get('tensorflowBuild')}) loads and runs an op")
 
 
+def check_keras(f: Mapping[str, Any], probe: Mapping[str, Any]) -> Check:
+    """Keras 3 (for .keras archives): it imports and a layer computes."""
+    if "error" in probe:
+        return Check("keras", None, "skipped: TensorFlow does not load")
+    if probe.get("kerasError") or not str(probe.get("keras", "")).startswith("3."):
+        cause = probe.get("kerasError") or f"Keras {probe.get('keras')} is not Keras 3"
+        return Check("keras", False, cause, f"Keras does not work here ({cause}); .keras models cannot load: rebuild "
+                                            "the image from its locked requirements (make image-runtime)")
+    if abs(probe.get("kerasResult", 0.0) - 3.0) > 1e-6:
+        return Check("keras", False, f"a Dense layer gave {probe.get('kerasResult')}",
+                     f"Keras {probe.get('keras')} computed a wrong Dense layer ({probe.get('kerasResult')} instead of "
+                     "3.0): rebuild the image from its locked requirements")
+    return Check("keras", True, f"Keras {probe['keras']} loads and runs a layer")
+
+
 def check_java(f: Mapping[str, Any]) -> Check:
     java = java_binary()
     if java is None:
@@ -219,6 +240,13 @@ def check_spark(f: Mapping[str, Any], run_jvm: bool = True) -> Check:
         return Check("spark", False, f"jars {plain(f.get('spark'))} vs pyspark {f['pyspark']}",
                      f"Spark's jars ({plain(f.get('spark'))}, in {spark_jars()}) do not match pyspark {f['pyspark']}: "
                      "unset SPARK_HOME or point it at the pyspark package's directory")
+    unreadable = unreadable_jars(spark_jars())
+    if unreadable:
+        # The JVM skips a jar it cannot open without a word: the s3a/gs/abfs connectors would vanish from the classpath
+        # and only a job on those schemes would find out (ClassNotFoundException: S3AFileSystem).
+        return Check("spark", False, f"{len(unreadable)} unreadable jar(s)",
+                     f"Spark's jars {', '.join(unreadable[:3])}{' …' if len(unreadable) > 3 else ''} in {spark_jars()} "
+                     f"cannot be read by uid {os.getuid()}: make them world-readable (chmod 0644) or rebuild the image")
     java = java_binary()
     if java is None:
         return Check("spark", None, f"{f['spark']} (no JVM to start it on)")
@@ -238,6 +266,17 @@ def check_spark(f: Mapping[str, Any], run_jvm: bool = True) -> Check:
                      f"Java {plain(f.get('java'))} cannot start Spark {f['spark']} ({cause}): use the tfscore runtime "
                      f"image or a Java {MIN_JAVA}+ runtime matching the Spark jars")
     return Check("spark", True, f"{f['spark']} starts on Java {java_major(f.get('java'))}")
+
+
+def unreadable_jars(jars: Path | None) -> list[str]:
+    """The jars (and the installed connectors hack/install-jars.sh lists in .tfscore-jars) this user cannot read."""
+    if jars is None or not jars.is_dir():
+        return []
+    names = {p.name for p in jars.glob("*.jar")}
+    listed = jars / ".tfscore-jars"
+    if listed.is_file() and os.access(listed, os.R_OK):
+        names |= {ln.strip() for ln in listed.read_text().splitlines() if ln.strip()}
+    return sorted(n for n in names if not os.access(jars / n, os.R_OK))
 
 
 def check_gpus(f: Mapping[str, Any], gpus: int, probe: Mapping[str, Any],
@@ -302,6 +341,7 @@ def run(gpus: int = 0, manifest: str | Path | None = None) -> Report:
         check_glibc(f, f.get("tensorflowWheel")),
         check_cpu(f, _cpuinfo()),
         check_tensorflow(f, probe),
+        check_keras(f, probe),
         java,
         spark,
         check_gpus(f, gpus, probe),

@@ -46,6 +46,7 @@ FIELDS: dict[str, str] = {
     "numpy": "numpy",
     "pyarrow": "pyarrow",
     "pandas": "pandas",
+    "keras": "Keras",
     "packages": "installed Python packages (digest)",
 }
 # Labels name an image; they are not facts this process can observe, so a live environment is compared without them.
@@ -233,6 +234,7 @@ def facts() -> dict[str, Any]:
         "numpy": _version("numpy"),
         "pyarrow": _version("pyarrow"),
         "pandas": _version("pandas"),
+        "keras": _version("keras"),
         "packages": packages_digest(),
     }
 

@@ -38,6 +38,7 @@ FULL_SPEC = {
     "ttlSecondsAfterFinished": 600,
     "suspend": False,
     "serviceAccountName": "scorer",
+    "priorityClassName": "batch-high",
     "nodeSelector": {"pool": "gpu"},
     "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
     "env": [{"name": "AWS_REGION", "value": "eu-west-1"},
@@ -83,13 +84,14 @@ def props(job: ScoringJob, attempt: int = 1) -> dict[str, str]:
 
 # Where each spec field goes; a new field in the model without a line here fails test_every_field_has_a_destination.
 DESTINATIONS = {
-    "model": "job.json", "input": "job.json", "output": "job.json", "batch_size": "job.json",
+    "model": "job.json", "models": "job.json", "input": "job.json", "output": "job.json", "batch_size": "job.json",
     "on_invalid_row": "job.json", "quarantine_uri": "job.json",
     "driver": "driver pod resources + spark.driver.*", "executor": "spark.executor.* + executor template",
     "image": "driver + executors", "spark_conf": "spark.properties (last)",
     "backoff_limit": "lifecycle", "active_deadline_seconds": "lifecycle + driver pod activeDeadlineSeconds",
     "startup_timeout_seconds": "lifecycle", "ttl_seconds_after_finished": "lifecycle", "suspend": "lifecycle",
-    "service_account_name": "driver pod", "node_selector": "driver + executors", "tolerations": "driver + executors",
+    "service_account_name": "driver pod", "priority_class_name": "driver + executors (+ Workload priority)",
+    "node_selector": "driver + executors", "tolerations": "driver + executors",
     "env": "driver + executors", "env_from": "driver + executors", "volumes": "driver + executors",
     "volume_mounts": "driver + executors", "drift": "job.json",
 }
@@ -200,6 +202,7 @@ def test_scheduling_env_and_volumes_reach_driver_and_executors(full, pod_of):
     spec, c = pod["spec"], container(pod)
     assert spec["nodeSelector"] == {"pool": "gpu"}
     assert FULL_SPEC["tolerations"][0] in spec["tolerations"]
+    assert spec["priorityClassName"] == "batch-high"
     env = {e["name"]: e for e in c["env"]}
     assert env["AWS_REGION"]["value"] == "eu-west-1"
     assert env["TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "s3", "key": "token"}}
@@ -207,6 +210,23 @@ def test_scheduling_env_and_volumes_reach_driver_and_executors(full, pod_of):
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "data"}} in spec["volumes"]
     assert {"name": "data", "mountPath": "/data", "readOnly": True} in c["volumeMounts"]
     assert spec["enableServiceLinks"] is False
+
+
+def test_a_placement_adds_node_labels_tolerations_and_labels_never_replacing_tfscores(full, minimal):
+    flavor = {"key": "tfscore.io/dedicated", "operator": "Equal", "value": "scoring", "effect": "NoSchedule"}
+    place = builders.Placement(node_selector={"tfscore.io/pool": "a"}, tolerations=(flavor,),
+                               labels={"kueue.x-k8s.io/podset": "driver", builders.LABEL_JOB: "other"},
+                               annotations={"example.com/x": "1"})
+    pod = driver(full, placement=place)
+    assert pod["spec"]["nodeSelector"] == {"pool": "gpu", "tfscore.io/pool": "a"}
+    assert pod["spec"]["tolerations"] == [*FULL_SPEC["tolerations"], flavor]
+    labels = pod["metadata"]["labels"]
+    assert labels["kueue.x-k8s.io/podset"] == "driver" and labels[builders.LABEL_JOB] == "risk"
+    assert pod["metadata"]["annotations"] == {"example.com/x": "1"}
+    cm = builders.config_map(minimal, BODY, CONFIG, 1, placement=builders.Placement(tolerations=(flavor, flavor)))
+    tpl = yaml.safe_load(cm["data"]["executor-pod-template.yaml"])
+    assert tpl["spec"]["tolerations"] == [flavor] and "nodeSelector" not in tpl["spec"]
+    assert driver(minimal) == driver(minimal, placement=None) and "priorityClassName" not in driver(minimal)["spec"]
 
 
 def test_executor_template_gpu(full, minimal):

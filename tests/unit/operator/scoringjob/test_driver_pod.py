@@ -101,3 +101,16 @@ def test_cause_line_is_the_last_line_and_bounded():
     assert cause_line("a\n\nb\n") == "b"
     assert cause_line("") == ""
     assert len(cause_line("x" * 5000)) == 1024
+
+
+def test_the_runtimes_failure_json_gives_reason_and_message():
+    failure = json.dumps({"reason": "DriftExceeded", "message": "risk_score psi 0.41 > 0.25 against s3a://out/9/"})
+    view = observe_pod(pod("Failed", terminated(1, message=failure)))
+    assert (view.state, view.reason, view.permanent) == ("failed", "DriftExceeded", True)
+    assert view.message == "risk_score psi 0.41 > 0.25 against s3a://out/9/"
+    other = observe_pod(pod("Failed", terminated(1, message=json.dumps({"reason": "RunFailed", "message": "boom"}))))
+    assert (other.reason, other.message, other.permanent) == ("RunFailed", "boom", False)
+    plain = observe_pod(pod("Failed", terminated(1, message="Traceback …\nValueError: column f1 missing")))
+    assert (plain.reason, plain.permanent) == ("DriverFailed", False) and plain.message.endswith("column f1 missing")
+    braces = observe_pod(pod("Failed", terminated(1, message='{"not": "a failure"}')))
+    assert braces.reason == "DriverFailed" and '{"not": "a failure"}' in braces.message

@@ -260,3 +260,28 @@ def test_a_tampered_bound_spec_fails_the_started_run_and_stops_its_pods():
                             invalid_reason="SpecTampered", pods={1: running()}), T0, BACKOFF)
     assert d.status.phase == "Failed" and d.delete_pods == [1]
     assert {c.type: c for c in d.status.conditions}["Failed"].reason == "SpecTampered"
+
+
+def test_drift_exceeded_fails_at_once_without_a_retry():
+    s = spec(backoffLimit=5)
+    message = json.dumps({"reason": "DriftExceeded", "message": "risk_score psi 0.41 > 0.25; nothing committed"})
+    d = run(started(backoffLimit=5), obs(s, pods={1: failed(1, message)}), T0 + timedelta(seconds=5))
+    assert d.status.phase == "Failed" and d.create_attempt is None and d.status.failed == 1
+    cond = next(c for c in d.status.conditions if c.type == "Failed")
+    assert cond.reason == "DriftExceeded" and "psi 0.41 > 0.25" in cond.message and "not retried" in cond.message
+    assert d.transitions == ["failed"] and reasons(d) == ["DriftExceeded"]
+
+
+def test_drift_beyond_the_threshold_on_a_succeeded_run_warns():
+    drift = {"risk": {"metric": "psi", "value": 0.4, "reference": "/ref", "threshold": 0.25, "exceeded": True}}
+    d = run(started(), obs(pods={1: succeeded({**RESULT, "statistics": {"drift": drift}})}))
+    assert d.status.phase == "Succeeded" and reasons(d) == ["Completed", "DriftExceeded"]
+    assert next(e for e in d.events if e.reason == "DriftExceeded").type == "Warning"
+    cond = next(c for c in d.status.conditions if c.type == "DriftExceeded")
+    assert cond.status == "True" and "risk psi 0.4 > 0.25" in cond.message
+    calm = {"risk": {**drift["risk"], "value": 0.01, "exceeded": False}}
+    ok = run(started(), obs(pods={1: succeeded({**RESULT, "statistics": {"drift": calm}})}))
+    assert reasons(ok) == ["Completed"]
+    assert next(c for c in ok.status.conditions if c.type == "DriftExceeded").status == "False"
+    plain = run(started(), obs(pods={1: succeeded()}))
+    assert all(c.type != "DriftExceeded" for c in plain.status.conditions)

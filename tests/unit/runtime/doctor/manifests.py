@@ -18,6 +18,7 @@ MANIFEST = {
     "numpy": "2.4.6",
     "pyarrow": "26.0.1",
     "pandas": "2.3.3",
+    "keras": "3.15.1",
     "packages": "12e4fe685ae21b70",
 }
 
@@ -38,5 +39,6 @@ OTHER = {
     "numpy": "1.26.4",
     "pyarrow": "15.0.0",
     "pandas": "2.2.0",
+    "keras": "3.10.0",
     "packages": "0000000000000000",
 }

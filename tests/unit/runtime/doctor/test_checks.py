@@ -123,3 +123,14 @@ def test_report_fails_with_the_first_failing_sentence():
     assert not report.ok and report.failure() == "no Java."
     assert report.render().splitlines()[1].startswith("FAIL  java")
     assert report.to_wire()["error"] == "no Java."
+
+
+def test_spark_fails_on_a_connector_jar_it_cannot_read(tmp_path, monkeypatch):
+    (tmp_path / "spark-core.jar").write_bytes(b"PK")
+    (tmp_path / ".tfscore-jars").write_text("hadoop-aws-3.5.0.jar\n")  # installed, then lost (or unreadable)
+    monkeypatch.setattr(checks, "spark_jars", lambda: tmp_path)
+    check = checks.check_spark(MANIFEST, run_jvm=False)
+    assert check.ok is False
+    assert check.error.startswith(f"Spark's jars hadoop-aws-3.5.0.jar in {tmp_path} cannot be read by uid")
+    (tmp_path / "hadoop-aws-3.5.0.jar").write_bytes(b"PK")
+    assert checks.check_spark(MANIFEST, run_jvm=False).ok is True
