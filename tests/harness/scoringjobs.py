@@ -14,7 +14,7 @@ from harness.common import wait_for
 def scoringjob(name: str, **spec: Any) -> dict[str, Any]:
     base = {"model": {"uri": "s3a://models/risk/"}, "input": {"uri": "s3a://in/"}, "output": {"uri": "s3a://out/"}}
     return {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": name},
-            "spec": {**base, **spec}}
+            "spec": {k: v for k, v in {**base, **spec}.items() if v is not None}}  # None: drop a base field
 
 
 class Cluster:

@@ -57,6 +57,7 @@ ENV_VALUE_RULE = {
 # CEL rules (the CRD's and the chart's admission policy) have bounded cost. Each is what a real job needs, many times
 # over; the operator also refuses a spec whose ConfigMap would pass builders.CONFIG_MAP_LIMIT.
 MAX_URI, MAX_NAME, MAX_VALUE, MAX_ITEMS = 2048, 256, 16384, 256
+MAX_MODELS = 8  # spec.models (the admission policy spells the indexes out: CEL has no range)
 Name = Annotated[str, Field(max_length=MAX_NAME)]
 Value = Annotated[str, Field(max_length=MAX_VALUE)]
 
@@ -131,12 +132,14 @@ class NamedModel(ModelSpec):
                                description="Names the model in messages, the status and the default prediction columns "
                                            "(<name>_<output>).")]
     columns: Annotated[
-        dict[str, str | list[str]],
-        Field(description="This model's signature input → column(s), where it differs from input.columns."),
+        dict[str, Name | Annotated[list[Name], Field(max_length=65536)]],
+        Field(max_length=MAX_ITEMS,
+              description="This model's signature input → column(s), where it differs from input.columns."),
     ] = {}
     predictions: Annotated[
-        dict[str, str],
-        Field(description="This model's signature output → output column (default: <name>_<output> for every output)."),
+        dict[str, Name],
+        Field(max_length=MAX_ITEMS,
+              description="This model's signature output → output column (default: <name>_<output> for every output)."),
     ] = {}
 
 
@@ -336,7 +339,7 @@ class ScoringJobSpec(WireModel):
                                                                              PREDICTIONS_RULE]})
 
     model: Annotated[ModelSpec | None, Field(description="The model (or use models for several in one pass).")] = None
-    models: Annotated[list[NamedModel], Field(max_length=8, description="Several models scored in one pass over the "
+    models: Annotated[list[NamedModel], Field(max_length=MAX_MODELS, description="Several models scored in one pass over the "
                                                                         "input, champion first (instead of model).",
                                               json_schema_extra={"x-kubernetes-validations": [MODEL_NAMES_RULE]})] = []
     input: Annotated[Input, Field(json_schema_extra={"x-kubernetes-validations": [INPUT_SOURCE_RULE,

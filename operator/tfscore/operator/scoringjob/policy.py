@@ -202,7 +202,9 @@ def _mount_path(spec: ScoringJobSpec, policy: ScoringPolicySpec) -> str | None:
 
 
 def _uri_fields(spec: ScoringJobSpec) -> list[tuple[str, str]]:
-    fields = [("spec.model.uri", spec.model.uri), ("spec.input.uri", spec.input.uri),
+    fields = [("spec.model.uri", spec.model.uri if spec.model else None),
+              *[(f"spec.models[{i}].uri", m.uri) for i, m in enumerate(spec.models)],
+              ("spec.input.uri", spec.input.uri),
               ("spec.output.uri", spec.output.uri), ("spec.quarantineUri", spec.quarantine_uri),
               ("spec.drift.referenceUri", spec.drift.reference_uri if spec.drift else None)]
     return [(f, u) for f, u in fields if u]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from tfscore.api.scoringjob import MAX_MODELS
 from tfscore.operator.scoringjob import isolation
 from tfscore.operator.scoringjob.policy import GPU_TAINT, TOKEN_VOLUME
 
@@ -135,7 +136,10 @@ VARIABLES: list[tuple[str, str]] = [
     ("operatorPaths", literal(isolation.OPERATOR_PATHS)),
     ("mountPathBad", f"variables.mountPathList.map(p, !{_mount_ok('p')})"),
     ("jobMounts", f"variables.mountPathList.filter(p, {_canon('p')}).map(p, {_trim('p')})"),
-    ("uris", "[['spec.model.uri', string(object.spec.model.uri)]] + (has(object.spec.input.uri) ? "
+    ("uris", "(has(object.spec.model) ? [['spec.model.uri', string(object.spec.model.uri)]] : []) + "
+             f"(has(object.spec.models) ? {list(range(MAX_MODELS))}.filter(i, i < size(object.spec.models)).map(i, "
+             "['spec.models[' + string(i) + '].uri', string(object.spec.models[i].uri)]) : []) + "
+             "(has(object.spec.input.uri) ? "
              "[['spec.input.uri', string(object.spec.input.uri)]] : []) + [['spec.output.uri', "
              "string(object.spec.output.uri)]] + (has(object.spec.quarantineUri) ? [['spec.quarantineUri', "
              "string(object.spec.quarantineUri)]] : []) + (has(object.spec.drift) ? [['spec.drift.referenceUri', "

@@ -23,8 +23,9 @@ BODY = {"metadata": {"name": "j", "namespace": "ns", "uid": "uid-1"}}
 
 
 def job(**spec) -> ScoringJob:
+    merged = {k: v for k, v in {**BASE, **spec}.items() if v is not None}  # None: drop a base field
     return ScoringJob.model_validate({"apiVersion": common.API_VERSION, "kind": scoringjob.KIND,
-                                      "metadata": {"name": "j", "namespace": "ns"}, "spec": {**BASE, **spec}})
+                                      "metadata": {"name": "j", "namespace": "ns"}, "spec": merged})
 
 
 def first(spec: dict, pol: ScoringPolicySpec = POLICY) -> str | None:
