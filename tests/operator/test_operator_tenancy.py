@@ -183,6 +183,8 @@ def test_a_pod_under_the_drivers_name_is_not_adopted(k8s: Cluster) -> None:
     k8s.annotate_progress("imp-driver-1", {"rowsScored": 999, "tasksDone": 9, "tasksTotal": 9, "percent": 100})
     k8s.finish_pod("imp-driver-1", 0, json.dumps(RESULT))
     k8s.wait_pod("imp", 2)
+    # the pod is created before the status that counts it is written
+    wait_for("attempt 2 in the status", lambda: k8s.status("imp").get("attempts") == 2)
     st = k8s.status("imp")
     assert st["phase"] != "Succeeded" and st["attempts"] == 2 and st["failed"] == 1, st
     assert (st.get("progress") or {}).get("rowsScored") != 999
