@@ -141,3 +141,58 @@ def test_a_job_may_name_only_secrets_its_creator_may_read(admitted: str, kubectl
         message = refusal(kubectl, ns, of("theirs"), as_tenant)
         assert message == ("spec: Secret theirs is not readable by you (get secrets/theirs): a ScoringJob may name "
                            "only Secrets, ConfigMaps and claims its creator may read"), (case, message)
+
+
+# ---------------------------------------------------------------- ScoringSchedules: not a way around the policy
+
+
+def schedule(name: str, **spec: Any) -> dict[str, Any]:
+    """A ScoringSchedule whose jobTemplate.spec is scoringjob(name, **spec)'s spec."""
+    return {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringSchedule", "metadata": {"name": name},
+            "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": scoringjob(name, **spec)["spec"]}}}
+
+
+def run_of_a_schedule(name: str, **spec: Any) -> dict[str, Any]:
+    """A ScoringJob as the operator creates it for a schedule: its controller ownerReference names the schedule."""
+    body = scoringjob(name, **spec)
+    body["metadata"]["ownerReferences"] = [{"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringSchedule",
+                                            "name": "s", "uid": str(uuid.uuid4()), "controller": True}]
+    return body
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_a_schedule_is_refused_for_any_attack_in_its_template(admitted: str, kubectl: Kubectl, attack: str) -> None:
+    spec, expected = ATTACKS[attack]
+    message = refusal(kubectl, PLAIN, schedule(attack, **copy.deepcopy(spec)))
+    assert message is not None, f"{attack} accepted in a ScoringSchedule's jobTemplate"
+    said = operator_says(kubectl, PLAIN, scoringjob(attack, **copy.deepcopy(spec)))
+    assert said is not None and message == f"spec.jobTemplate.{said}", message
+    assert refusal(kubectl, PLAIN, schedule(f"{attack}-ok")) is None
+
+
+def test_a_schedules_references_are_its_authors_and_its_runs_are_checked_again(admitted: str,
+                                                                              kubectl: Kubectl) -> None:
+    """The schedule is checked against its author's rights to the Secrets it names; the runs the operator creates for
+    it are not checked against the operator's (it reads no Secret), but every other rule still applies to them."""
+    ns, user = PLAIN, f"author-{uuid.uuid4().hex[:6]}"
+    kubectl("-n", ns, "create", "role", user, "--verb=create", "--resource=scoringschedules.tfscore.io",
+            "--resource=scoringjobs.tfscore.io")
+    kubectl("-n", ns, "create", "role", f"{user}-mine", "--verb=get", "--resource=secrets", "--resource-name=mine")
+    for role in (user, f"{user}-mine"):
+        kubectl("-n", ns, "create", "rolebinding", role, f"--role={role}", f"--user={user}")
+    as_author = f"--as={user}"
+    refs = {"theirs": {"envFrom": [{"prefix": "S_", "secretRef": {"name": "theirs"}}]},
+            "mine": {"envFrom": [{"prefix": "S_", "secretRef": {"name": "mine"}}]}}
+    assert refusal(kubectl, ns, schedule("mine", **refs["mine"]), as_author) is None
+    assert refusal(kubectl, ns, schedule("theirs", **refs["theirs"]), as_author) == (
+        "spec.jobTemplate.spec: Secret theirs is not readable by you (get secrets/theirs): a ScoringJob may name only "
+        "Secrets, ConfigMaps and claims its creator may read")
+    deployment = json.loads(kubectl("-n", RELEASE_NS, "get", "deployment", "-o", "json").stdout)["items"][0]
+    as_operator = f"--as=system:serviceaccount:{RELEASE_NS}:{deployment['spec']['template']['spec']['serviceAccountName']}"
+    assert refusal(kubectl, ns, run_of_a_schedule("run", **refs["theirs"]), as_operator) is None
+    hostpath, expected = ATTACKS["hostpath-volume"]
+    assert expected in (refusal(kubectl, ns, run_of_a_schedule("run", **hostpath), as_operator) or "")
+    not_a_run = refusal(kubectl, ns, scoringjob("run", **refs["theirs"]), as_operator)
+    assert not_a_run is not None and not_a_run.startswith("spec: Secret theirs is not readable by you"), not_a_run
+    forged = refusal(kubectl, ns, run_of_a_schedule("run", **refs["theirs"]), as_author)
+    assert forged is not None and forged.startswith("spec: Secret theirs is not readable by you"), forged

@@ -144,7 +144,11 @@ def test_the_admission_policies_are_the_generated_ones(helm: Helm) -> None:
 
     docs = helm.template(namespace=NS)
     policies = {d["metadata"]["name"]: d["spec"] for d in kinds(docs, "ValidatingAdmissionPolicy")}
-    assert policies["t-tfscore-scoringjobs"] == admission.scoringjob_policy()
+    jobs = dict(policies["t-tfscore-scoringjobs"])
+    given, jobs["variables"] = jobs["variables"][:1], jobs["variables"][1:]
+    assert [v["name"] for v in given] == list(admission.SCORINGJOB_CHART_VARIABLES)
+    assert given[0]["expression"] == f"'system:serviceaccount:{NS}:t-tfscore'"  # the operator's account
+    assert jobs == admission.scoringjob_policy()
     guard = dict(policies["t-tfscore-driver"])
     assert guard.pop("matchConditions")[0]["name"] == "driver-accounts"
     given, guard["variables"] = guard["variables"][:2], guard["variables"][2:]

@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from harness.attacks import ATTACKS, ISSUE_FIRST, ISSUE_SPEC, oversized_conf
 from harness.common import wait_for
 from harness.operator_process import Operator
+from harness.schedules import Schedules, scoringschedule
 from harness.scoringjobs import Cluster, scoringjob
 
 RESULT = {"rowsIn": 5, "rowsOut": 5, "seconds": 1.0, "rowsPerSecond": 5.0, "outputUri": "s3a://out/"}
@@ -188,3 +189,13 @@ def test_a_pod_under_the_drivers_name_is_not_adopted(k8s: Cluster) -> None:
     st = k8s.status("imp")
     assert st["phase"] != "Succeeded" and st["attempts"] == 2 and st["failed"] == 1, st
     assert (st.get("progress") or {}).get("rowsScored") != 999
+
+
+def test_a_schedules_runs_are_held_to_the_policy(schedules: Schedules, k8s: Cluster) -> None:
+    """No admission policy here: the schedule is accepted, and the operator refuses its run like any ScoringJob."""
+    hostpath, expected = ATTACKS["hostpath-volume"]
+    schedules.create(scoringschedule("evil", template=copy.deepcopy(hostpath), concurrencyPolicy="Forbid"))
+    run = schedules.wait_runs("evil", 1)[0]["metadata"]["name"]
+    schedules.patch("evil", {"suspend": True})
+    assert expected in invalid(k8s, run).splitlines()[0]
+    assert not k8s.driver_pods(run), "nothing created"

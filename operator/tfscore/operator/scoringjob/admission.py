@@ -3,7 +3,10 @@ charts/tfscore/files/admission-policies.yaml; a unit test fails when the file dr
 
 - `scoringJobs`: every rule of policy.py / policy_cel.py on ScoringJob CREATE (and UPDATE that changes the spec), the
   namespace's ScoringPolicy as the parameter; plus what only the API server can check: that the job's creator may read
-  each Secret, ConfigMap and claim the spec names.
+  each Secret, ConfigMap and claim the spec names. The same on a ScoringSchedule's jobTemplate.spec (messages name
+  spec.jobTemplate.spec.…), so a schedule is refused when it is written, not run by run; its runs, created by the
+  operator, pass the same rules again, all but the reference checks (the operator's rights are not the author's; the
+  chart names the operator's account: `operatorAccount`).
 - `driver`: what a Spark driver's ServiceAccount may write. RBAC cannot say "only your own pod" (resourceNames cannot
   be templated per pod), but the driver's token is bound to its pod and names it in the request
   (userInfo.extra authentication.kubernetes.io/pod-uid): so the driver may create and delete only pods it controls (its
@@ -20,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from tfscore.api import common, contract, scoringjob, scoringpolicy
+from tfscore.api import common, contract, scoringjob, scoringpolicy, scoringschedule
 from tfscore.operator.scoringjob import isolation
 from tfscore.operator.scoringjob.policy import CHECKS, MAX_REFERENCES, TOKEN_VOLUME
 from tfscore.operator.scoringjob.policy_cel import CEL, VARIABLES, image_ok, literal, reference_rules
@@ -29,6 +32,7 @@ PARAM_KIND = {"apiVersion": common.API_VERSION, "kind": scoringpolicy.KIND}
 POD_UID = "authentication.kubernetes.io/pod-uid"
 POD_NAME = "authentication.kubernetes.io/pod-name"
 CHART_VARIABLES = ("images", "volumeTypes")  # the chart defines these first (the union of every namespace's lists)
+SCORINGJOB_CHART_VARIABLES = ("operatorAccount",)  # and this one first in the scoringJobs policy
 
 
 def _validation(expression: str, message: str) -> dict[str, str]:
@@ -42,12 +46,13 @@ def scoringjob_policy() -> dict[str, Any]:
         "paramKind": dict(PARAM_KIND),
         "matchConstraints": {"resourceRules": [{
             "apiGroups": [common.GROUP], "apiVersions": [common.VERSION], "operations": ["CREATE", "UPDATE"],
-            "resources": [scoringjob.PLURAL]}]},
+            "resources": [scoringjob.PLURAL, scoringschedule.PLURAL]}]},
         # An edit that leaves the spec alone (labels, the operator's TTL delete is not an UPDATE) is never refused.
         "matchConditions": [{"name": "spec-changed",
                              "expression": "request.operation == 'CREATE' || object.spec != oldObject.spec"}],
         "variables": [{"name": name, "expression": expression} for name, expression in VARIABLES],
-        "validations": [_validation(e.replace("{max}", str(MAX_REFERENCES)), m.replace("{max}", str(MAX_REFERENCES)))
+        "validations": [_validation(e.replace("{max}", str(MAX_REFERENCES)),
+                                    f"variables.field + ({m.replace('{max}', str(MAX_REFERENCES))})")
                         for _, e, m in rules],
     }
 

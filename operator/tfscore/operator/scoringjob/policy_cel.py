@@ -1,10 +1,12 @@
 """The ScoringPolicy's rules in CEL, for the chart's ValidatingAdmissionPolicy: the same rules as policy.py, under the
 same names, with the same messages (a unit test keeps the names and order in step; the chart tier compares messages).
 
-`object` is the ScoringJob (defaults applied), `params` the namespace's ScoringPolicy. CEL has no functions of its own,
-so the small helpers here write the repeated sub-expressions out (a glob as a regex, the canonical-path test, "at or
-below"); `variables` are computed once per request. Kubernetes' CEL has no stable map order and no sort: a map's first
-offence is its smallest key (`.min()`), a list's its smallest index (`.map(…).indexOf(true)`).
+`variables.spec` is the ScoringJob's spec (defaults applied), or a ScoringSchedule's jobTemplate.spec (what each of its
+runs will be: the rules refuse the schedule, not only each run), `params` the namespace's ScoringPolicy. CEL has no
+functions of its own, so the small helpers here write the repeated sub-expressions out (a glob as a regex, the
+canonical-path test, "at or below"); `variables` are computed once per request. Kubernetes' CEL has no stable map
+order and no sort: a map's first offence is its smallest key (`.min()`), a list's its smallest index
+(`.map(…).indexOf(true)`).
 """
 
 from __future__ import annotations
@@ -98,13 +100,22 @@ def _ref_text() -> str:
     return "[" + ", ".join(parts) + "].filter(t, t != '').join(',')"
 
 
+SCHEDULE = "request.kind.kind == 'ScoringSchedule'"
+# The chart defines `operatorAccount` (the operator's user name) before these.
 VARIABLES: list[tuple[str, str]] = [
-    ("img", optional("image", "''", "object.spec")),
+    ("spec", f"{SCHEDULE} ? object.spec.jobTemplate.spec : object.spec"),
+    ("field", f"{SCHEDULE} ? 'spec.jobTemplate.' : ''"),  # every message names a field below spec: of the template
+    # A run the operator creates for a ScoringSchedule: its Secrets, ConfigMaps and claims are the template's, which
+    # the API server checked against the schedule's author when it was written; the operator's own rights say nothing.
+    ("scheduleRun", "!(" + SCHEDULE + ") && request.userInfo.username == variables.operatorAccount && "
+                    "has(object.metadata.ownerReferences) && object.metadata.ownerReferences.exists(r, r.kind == "
+                    "'ScoringSchedule' && has(r.controller) && r.controller)"),
+    ("img", optional("image", "''", "variables.spec")),
     ("images", optional("images")),
     ("accounts", optional("serviceAccounts")),
     ("volumeTypes", optional("volumeTypes")),
     ("mountPaths", optional("mountPaths")),
-    ("conf", "has(object.spec.sparkConf) ? object.spec.sparkConf.map(k, k) : []"),
+    ("conf", "has(variables.spec.sparkConf) ? variables.spec.sparkConf.map(k, k) : []"),
     ("reservedKeys", literal(isolation.OPERATOR_SPARK_KEYS)),
     ("sparkMode", optional("sparkConf.mode", "'denylist'")),
     ("sparkDeny", optional("sparkConf.deny")),
@@ -113,45 +124,45 @@ VARIABLES: list[tuple[str, str]] = [
     ("confDenied", f"variables.conf.filter(k, !(k in variables.reservedKeys) && !variables.sparkAllow.exists(a, "
                    f"k.matches({_re('a')})) && (variables.sparkMode == 'allowlist' || variables.sparkDeny.exists(d, "
                    f"k.matches({_re('d')}))))"),
-    ("env", optional("env", "[]", "object.spec")),
+    ("env", optional("env", "[]", "variables.spec")),
     ("operatorEnv", literal(isolation.OPERATOR_ENV)),
     ("envReserved", optional("env.reserved")),
     ("envAllow", optional("env.allow")),
     ("envBad", f"variables.env.map(e, e.name in variables.operatorEnv || (!variables.envAllow.exists(a, "
                f"e.name.matches({_re('a')})) && variables.envReserved.exists(r, e.name.matches({_re('r')}))))"),
-    ("envFrom", optional("envFrom", "[]", "object.spec")),
+    ("envFrom", optional("envFrom", "[]", "variables.spec")),
     ("envFromFree", optional("env.envFromWithoutPrefix", "false")),
     ("envPatterns", "variables.operatorEnv + variables.envReserved"),
     ("envFromBad", f"variables.envFrom.map(e, !has(e.prefix) || string(e.prefix) == '' || variables.envPatterns"
                    f".exists(p, {_conflict('string(e.prefix)', 'p')}))"),
-    ("volumes", optional("volumes", "[]", "object.spec")),
+    ("volumes", optional("volumes", "[]", "variables.spec")),
     ("volumeBad", f"variables.volumes.map(v, v.map(k, k).exists(k, k != 'name' && !(k in variables.volumeTypes)) "
                   f"|| (!('{TOKEN_VOLUME}' in variables.volumeTypes) && has(v.projected) && has(v.projected.sources) "
                   f"&& v.projected.sources.exists(s, has(s.serviceAccountToken))))"),
     ("operatorVolumes", literal(isolation.OPERATOR_VOLUMES)),
     ("volumeNames", "variables.volumes.map(v, has(v.name) ? string(v.name) : '')"),
-    ("mounts", optional("volumeMounts", "[]", "object.spec")),
+    ("mounts", optional("volumeMounts", "[]", "variables.spec")),
     ("mountNames", "variables.mounts.map(m, has(m.name) ? string(m.name) : '')"),
     ("mountPathList", "variables.mounts.map(m, has(m.mountPath) ? string(m.mountPath) : '')"),
     ("operatorPaths", literal(isolation.OPERATOR_PATHS)),
     ("mountPathBad", f"variables.mountPathList.map(p, !{_mount_ok('p')})"),
     ("jobMounts", f"variables.mountPathList.filter(p, {_canon('p')}).map(p, {_trim('p')})"),
-    ("uris", "(has(object.spec.model) ? [['spec.model.uri', string(object.spec.model.uri)]] : []) + "
-             f"(has(object.spec.models) ? {list(range(MAX_MODELS))}.filter(i, i < size(object.spec.models)).map(i, "
-             "['spec.models[' + string(i) + '].uri', string(object.spec.models[i].uri)]) : []) + "
-             "(has(object.spec.input.uri) ? "
-             "[['spec.input.uri', string(object.spec.input.uri)]] : []) + [['spec.output.uri', "
-             "string(object.spec.output.uri)]] + (has(object.spec.quarantineUri) ? [['spec.quarantineUri', "
-             "string(object.spec.quarantineUri)]] : []) + (has(object.spec.drift) ? [['spec.drift.referenceUri', "
-             "string(object.spec.drift.referenceUri)]] : [])"),
+    ("uris", "(has(variables.spec.model) ? [['spec.model.uri', string(variables.spec.model.uri)]] : []) + "
+             f"(has(variables.spec.models) ? {list(range(MAX_MODELS))}.filter(i, i < size(variables.spec.models)).map(i, "
+             "['spec.models[' + string(i) + '].uri', string(variables.spec.models[i].uri)]) : []) + "
+             "(has(variables.spec.input.uri) ? "
+             "[['spec.input.uri', string(variables.spec.input.uri)]] : []) + [['spec.output.uri', "
+             "string(variables.spec.output.uri)]] + (has(variables.spec.quarantineUri) ? [['spec.quarantineUri', "
+             "string(variables.spec.quarantineUri)]] : []) + (has(variables.spec.drift) ? [['spec.drift.referenceUri', "
+             "string(variables.spec.drift.referenceUri)]] : [])"),
     ("uriBad", f"variables.uris.map(f, {_local('f[1]')} && !({_canon(_path('f[1]'))} && variables.jobMounts.exists("
                f"m, {_under(_trim(_path('f[1]')), 'm')})))"),
-    ("inputPathOptions", "has(object.spec.input.options) ? object.spec.input.options.map(k, k).filter(k, "
+    ("inputPathOptions", "has(variables.spec.input.options) ? variables.spec.input.options.map(k, k).filter(k, "
                          "k.lowerAscii() in ['path', 'paths']) : []"),
-    ("outputPathOptions", "has(object.spec.output.options) ? object.spec.output.options.map(k, k).filter(k, "
+    ("outputPathOptions", "has(variables.spec.output.options) ? variables.spec.output.options.map(k, k).filter(k, "
                           "k.lowerAscii() in ['path', 'paths']) : []"),
-    ("gpu", optional("executor.gpu", "0", "object.spec")),
-    ("tolerationBad", f"({optional('tolerations', '[]', 'object.spec')}).map(t, (has(t.key) && t.key == '{GPU_TAINT}') "
+    ("gpu", optional("executor.gpu", "0", "variables.spec")),
+    ("tolerationBad", f"({optional('tolerations', '[]', 'variables.spec')}).map(t, (has(t.key) && t.key == '{GPU_TAINT}') "
                       f"|| ((!has(t.key) || t.key == '') && has(t.operator) && t.operator == 'Exists'))"),
     ("refText", _ref_text()),
     ("refs", "variables.refText == '' ? [] : variables.refText.split(',')"),
@@ -188,9 +199,9 @@ CEL: dict[str, tuple[str, str]] = {
                          "operator's pinned runtime image, or ask the platform admin to add it to the ScoringPolicy's "
                          "images)\""),
     "serviceAccountName": (
-        "!has(object.spec.serviceAccountName) || object.spec.serviceAccountName == '' || "
-        "object.spec.serviceAccountName in variables.accounts",
-        "'spec.serviceAccountName: ' + object.spec.serviceAccountName + ' is not an allowed service account "
+        "!has(variables.spec.serviceAccountName) || variables.spec.serviceAccountName == '' || "
+        "variables.spec.serviceAccountName in variables.accounts",
+        "'spec.serviceAccountName: ' + variables.spec.serviceAccountName + ' is not an allowed service account "
         "(allowed: ' + variables.accounts.join(', ') + ')'"),
     "sparkConfReserved": ("size(variables.confReserved) == 0",
                           "'spec.sparkConf[\"' + variables.confReserved.min() + '\"]: reserved: the operator sets "
@@ -250,8 +261,9 @@ def reference_rules(slots: int) -> list[tuple[str, str, str]]:
         ref = f"variables.refs[{i}]"
         rules.append((
             f"reference{i}",
-            f"size(variables.refs) <= {i} || authorizer.group('').resource({ref}.split('/')[0])"
-            f".namespace(request.namespace).name({ref}.split('/')[1]).check('get').allowed()",
+            f"variables.scheduleRun || size(variables.refs) <= {i} || authorizer.group('')"
+            f".resource({ref}.split('/')[0]).namespace(request.namespace).name({ref}.split('/')[1]).check('get')"
+            ".allowed()",
             f"'spec: ' + ({ref}.startsWith('secrets/') ? 'Secret ' : ({ref}.startsWith('configmaps/') ? 'ConfigMap ' "
             f": 'PersistentVolumeClaim ')) + {ref}.split('/')[1] + ' is not readable by you (get ' + {ref} + '): a "
             f"ScoringJob may name only Secrets, ConfigMaps and claims its creator may read'"))

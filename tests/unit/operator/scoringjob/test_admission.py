@@ -33,7 +33,8 @@ def _referenced(expressions: list[str]) -> set[str]:
 
 
 def test_every_variable_used_is_defined_before_use():
-    for spec, given in ((admission.scoringjob_policy(), []), (admission.driver_policy(), admission.CHART_VARIABLES)):
+    for spec, given in ((admission.scoringjob_policy(), admission.SCORINGJOB_CHART_VARIABLES),
+                        (admission.driver_policy(), admission.CHART_VARIABLES)):
         defined: list[str] = list(given)  # the driver policy's first variables come from the chart's values
         for var in spec["variables"]:
             assert _referenced([var["expression"]]) <= set(defined), var["name"]
