@@ -313,11 +313,10 @@ def overhead(work: Path) -> dict:
                                         "output": {"uri": str(out), "mode": "overwrite", "passthrough": ["id"]}}}))
     exe = shutil.which("tfscore") or str(Path(sys.executable).parent / "tfscore")
     t0 = time.time()
-    subprocess.run([exe, "run", str(job), "--json"], check=True, capture_output=True)
+    proc = subprocess.run([exe, "run", str(job), "--json"], check=True, capture_output=True, text=True)
     total = time.time() - t0
-    manifest = json.loads((out / "_tfscore.json").read_text())
-    first = manifest["firstBatchAt"]
-    return {"start_to_first_batch_s": round(first - t0, 2), "total_s": round(total, 2)}
+    timeline = json.loads(proc.stdout)["timeline"]  # seconds after the process's own start
+    return {"start_to_first_batch_s": timeline["firstBatch"], "total_s": round(total, 2), "timeline": timeline}
 
 
 def report(r: dict) -> None:
@@ -342,8 +341,9 @@ def report(r: dict) -> None:
               f"({m['small']['rows']:,} rows) → {m['large']['python_worker_peak_mb']} MB ({m['large']['rows']:,} rows): "
               f"×{m['python_worker_ratio']}; JVM ×{m['jvm_ratio']}")
     if "overhead" in r:
-        print(f"fixed overhead: start → first batch {r['overhead']['start_to_first_batch_s']} s "
-              f"(whole tiny job {r['overhead']['total_s']} s)")
+        o = r["overhead"]
+        print(f"fixed overhead: start → first batch {o['start_to_first_batch_s']} s (whole tiny job {o['total_s']} s); "
+              "timeline: " + ", ".join(f"{k} {v}" for k, v in o["timeline"].items() if v is not None))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,6 @@
 """A ScoringSchedule on the real cluster (the shared install of conftest.py): every minute, incrementally, over Hive
 partitions that appear between runs; each row scored once, and the later run's status carries statistics and drift
 against the earlier one.
-
-Needs the runtime side of issue 12 (incremental partition selection, statistics and drift in the result); until it has
-landed in operator/tfscore/runtime the test skips, saying so.
 """
 
 from __future__ import annotations
@@ -17,16 +14,11 @@ from typing import Any
 import pytest
 from e2e_harness import VOLUME_MOUNT, Jobs, example_docs, timed
 
-from harness.common import ROOT, wait_for
+from harness.common import wait_for
 
 pytestmark = pytest.mark.e2e
 NAME = "e2e-hourly"
 ROWS_PER_PARTITION = 75_000  # one of the volume's four input files (e2e_data.py)
-
-
-def runtime_side_landed() -> bool:
-    runtime = ROOT / "operator" / "tfscore" / "runtime"
-    return any("incremental" in p.read_text() for p in runtime.glob("*.py"))
 
 
 def partition(volume: Path, value: int) -> None:
@@ -59,8 +51,6 @@ def finished(jobs: Jobs, after: int = 0) -> list[dict[str, Any]]:
 
 
 def test_schedule_runs_twice_incrementally_with_statistics_and_drift(jobs: Jobs, volume: Path) -> None:
-    if not runtime_side_landed():
-        pytest.skip("the runtime side of issue 12 (input.incremental, statistics, drift) has not landed yet")
     shutil.rmtree(volume / "sched-input", ignore_errors=True)
     partition(volume, 1)
     with timed("schedule: two incremental runs"):

@@ -12,7 +12,7 @@ from harness.common import wait_for
 
 
 def scoringjob(name: str, **spec: Any) -> dict[str, Any]:
-    base = {"model": {"uri": "s3a://models/risk/"}, "input": {"uri": "s3a://in/"}, "output": {"uri": "s3a://out/"}}
+    base = {"model": {"uri": "s3a://models/risk/"}, "input": {"uri": "s3a://in/"}, "output": {"uri": f"s3a://out/{name}/"}}
     return {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": name},
             "spec": {k: v for k, v in {**base, **spec}.items() if v is not None}}  # None: drop a base field
 

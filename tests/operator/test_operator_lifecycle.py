@@ -193,3 +193,21 @@ def test_pods_pass_pod_security_restricted_admission(k8s: Cluster):
     bad["spec"]["containers"] = [{**template["spec"]["containers"][0], "securityContext": {}}]
     with pytest.raises(Exception, match="restricted"):
         k8s.core.create_namespaced_pod(k8s.ns, bad, dry_run="All")
+
+
+def test_a_second_job_on_the_same_output_waits_until_the_first_finishes(k8s: Cluster):
+    """Two jobs never write one output at once: the younger waits (OutputInUse naming the holder), then starts."""
+    k8s.create(scoringjob("first", output={"uri": "s3a://shared/scores/"}))
+    k8s.wait_pod("first")
+    k8s.create(scoringjob("second", output={"uri": "s3://shared/./scores/day=1"}))  # the same place, spelled apart
+    k8s.wait_event("second", "OutputInUse")
+    st = k8s.status("second")
+    cond = next(c for c in st["conditions"] if c["type"] == "OutputInUse")
+    assert cond["status"] == "True" and f"active ScoringJob {k8s.ns}/first" in cond["message"]
+    assert st["phase"] == "Pending" and not st.get("attempts") and not k8s.driver_pods("second")
+    k8s.run_pod("first-driver-1")
+    k8s.finish_pod("first-driver-1", 0, json.dumps(RESULT))
+    k8s.wait_phase("first", "Succeeded")
+    k8s.wait_pod("second", timeout=30)  # rechecked every few seconds
+    cond = next(c for c in k8s.status("second")["conditions"] if c["type"] == "OutputInUse")
+    assert cond["status"] == "False"

@@ -34,6 +34,14 @@ def test_run_manifest_end_to_end(models, tmp_path):
     expected = testing.call_signature(str(models["mlp"] / "2"),
                                       {"features": np.stack([cols[c] for c in FEATURES], 1)})["probability"][:, 0]
     np.testing.assert_allclose(out["p"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    # The timeline counts from the process's start (imports included) and its phases come in order.
+    t = result["timeline"]
+    order = ["modelResolved", "firstTask", "firstBatch", "lastBatch", "scored", "verified", "committed"]
+    assert all(t[k] is not None for k in [*order, "jvmReady"]), t
+    assert 0 < t["modelResolved"] and [t[k] for k in order] == sorted(t[k] for k in order), t
+    assert t["jvmReady"] <= t["firstTask"] and t["committed"] <= t["jvmReady"] + result["seconds"] + 1, t
+    recorded = json.loads((tmp_path / "out" / "_tfscore.json").read_text())["result"]["timeline"]
+    assert "committed" not in recorded and recorded["firstBatch"] == t["firstBatch"]
 
 
 def test_summary_and_termination_log(models, tmp_path):

@@ -62,6 +62,21 @@ class IncrementalResult(StatusModel):
                                                        "the run's `after` when nothing new was there.")] = None
 
 
+class Timeline(StatusModel):
+    """Seconds from the driver process's start to each phase of the run: where the time a user waits for goes."""
+
+    jvm_ready: Annotated[float | None, Field(description="Spark's JVM and session are up.")] = None
+    model_resolved: Annotated[float | None, Field(description="Every model's version resolved and its signature "
+                                                              "read.")] = None
+    first_task: Annotated[float | None, Field(description="The first task started on an executor.")] = None
+    first_batch: Annotated[float | None, Field(description="The first batch was scored.")] = None
+    last_batch: Annotated[float | None, Field(description="The last task finished scoring.")] = None
+    scored: Annotated[float | None, Field(description="Every task done, the output staged.")] = None
+    verified: Annotated[float | None, Field(description="Rows counted from the written files.")] = None
+    committed: Annotated[float | None, Field(description="The output committed (absent from the committed "
+                                                         "_tfscore.json, which is written just before).")] = None
+
+
 class Result(StatusModel):
     """What a finished run reports (the driver's termination message; `tfscore run` prints it)."""
 
@@ -79,6 +94,7 @@ class Result(StatusModel):
         = None
     incremental: Annotated[IncrementalResult | None, Field(description="The partitions an incremental run scored.")] \
         = None
+    timeline: Annotated[Timeline | None, Field(description="When each phase of the run happened.")] = None
 
 
 class Failure(StatusModel):

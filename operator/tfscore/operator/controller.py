@@ -24,7 +24,7 @@ from typing import Any
 
 from tfscore.api.scoringjob import ScoringJob
 from tfscore.operator.objects import newer as _newer
-from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob import builders, outputs
 from tfscore.operator.scoringjob.reconcile import Context, Outcome, reconcile
 from tfscore.operator.workqueue import WorkQueue
 
@@ -137,8 +137,9 @@ class Controller:
         workloads = dict(self.workloads.get(key, {}))
         bound = self.bound.get(body["metadata"]["uid"])
         ctx = contextvars.copy_context()  # kopf's event poster lives in context variables
+        holder = outputs.holder(body, self.jobs.values())
         outcome: Outcome = await asyncio.get_running_loop().run_in_executor(
-            self._executor, ctx.run, reconcile, self.ctx, body, pods, bound, self.clock(), workloads)
+            self._executor, ctx.run, reconcile, self.ctx, body, pods, bound, self.clock(), workloads, holder)
         self.ctx.metrics.reconciles.labels("refresh" if outcome.refresh else "ok").inc()
         if resync is not None:
             name = builders.driver_pod_name(key[1], resync)

@@ -21,7 +21,7 @@ from typing import Any
 from tfscore import __version__
 from tfscore.api.contract import IncrementalResult, Result
 from tfscore.api.scoringjob import ScoringJob, model_entries
-from tfscore.runtime import arrow_types, commit, ensemble, predstats, source, storage
+from tfscore.runtime import arrow_types, commit, ensemble, predstats, report, source, storage
 from tfscore.runtime.doctor import executors
 from tfscore.runtime.errors import DriftExceeded, InvalidRowError, Terminated, TfscoreError, unwrap
 from tfscore.runtime.model import ResolvedModel, resolve
@@ -128,6 +128,7 @@ def _start(job: ScoringJob, opts: RunOptions, marks: dict[str, float]) -> tuple[
 def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
     out = job.spec.output
     marks = {"started": time.time()}
+    marks["origin"] = report.process_started_at() or marks["started"]
     check_locations(job)
     committer = _committer(job)
     with storage.storage_errors("output.uri", out.uri):
@@ -202,6 +203,7 @@ def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Commi
             with storage.storage_errors("output.uri", out.uri):
                 rows_out = count_rows(new_files["output.uri"], out.format, out.options)
             _verify(src.expected_rows, totals, rows_out)
+            marks["verified"] = time.time()
             sketches, agreements = predstats.merge(r.statistics for r in reports.values())
             drifts = predstats.check_drift(spec.drift, sketches)
             _refuse_drift(spec.drift, drifts)
@@ -223,13 +225,15 @@ def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Commi
                     output_uri=out.uri, quarantine_uri=spec.quarantine_uri, model=statuses[0],
                     models=statuses if len(statuses) > 1 else [],
                     statistics=predstats.summary(sketches, agreements, drifts),
-                    incremental=_incremental_result(job, src.partitions))
+                    incremental=_incremental_result(job, src.partitions),
+                    timeline=report.timeline(marks["origin"], marks, reports.values()))
     record = _manifest(job, models, result, src.kind, sink.kind, committer.run_id, marks, reports)
     record["statistics"] = {**result.to_wire().get("statistics", {}),
                             "sketches": sketches.to_wire() if sketches is not None else None}
     with storage.storage_errors("output.uri", out.uri):
         committer.commit(new_files, result.to_wire(), record)
-    return result
+    marks["committed"] = time.time()
+    return result.model_copy(update={"timeline": report.timeline(marks["origin"], marks, reports.values())})
 
 
 def _verify(expected_in: int | None, totals: Totals, rows_out: int) -> None:
@@ -247,9 +251,18 @@ def _incremental_result(job: ScoringJob, partitions: tuple[str, ...]) -> Increme
         return None
     values = [part.split("=", 1)[1] for d in partitions for part in d.split("/")
               if part.startswith(f"{inc.partition_key}=")]
-    values = list(dict.fromkeys(values))
+    # In the partition type's order, not the directories' string order: hour=10 comes after hour=9, so the watermark
+    # (the next run's `after`) is the highest value scored. Dates and timestamps are ISO strings, ordered as strings.
+    values = sorted(dict.fromkeys(values), key=_value_order)
     return IncrementalResult(partition_key=inc.partition_key, partitions=values,
                              watermark=values[-1] if values else inc.after)
+
+
+def _value_order(value: str) -> tuple[int, float, str]:
+    try:
+        return 0, float(value), value  # integers and decimals alike (Spark gives one partition column one type)
+    except ValueError:
+        return 1, 0.0, value
 
 
 class _SigtermGuard:

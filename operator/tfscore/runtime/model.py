@@ -172,7 +172,8 @@ def materialize(version_uri: str) -> str:
             return str(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
-            if fs.isfile(path):  # a .keras archive given by its own uri
+            # A .keras archive given by its own uri. (Not any isfile(): over HTTP a directory's index page is a file.)
+            if path.endswith(".keras") and fs.isfile(path):
                 fs.get_file(path, str(tmp / posixpath.basename(path)))
             else:
                 _download_tree(fs, path.rstrip("/"), tmp)

@@ -7,9 +7,14 @@ data fails the same way on every attempt, so the task ends successfully with the
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from tfscore.api.contract import Timeline
 
 
 @dataclass(frozen=True)
@@ -77,3 +82,30 @@ def timings(reports: Iterable[TaskReport]) -> dict[str, Any]:
         "taskSeconds": round(sum(e - s for s, e in spans), 3),
         "workerPeakRssMb": max((r.peak_rss_mb for r in reports), default=0),
     }
+
+
+def process_started_at() -> float | None:
+    """When this process started (epoch seconds, ~10 ms), from /proc/self/stat's start time in clock ticks since boot:
+    the driver's timeline counts from there, so a user's wait for imports and the JVM is in it."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        since_boot = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of proc(5); fields[0] is field 3
+        return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None  # not Linux: the timeline counts from the run's start instead
+
+
+def timeline(origin: float, marks: dict[str, float], reports: Iterable[TaskReport]) -> Timeline:
+    """The run's phases in seconds after `origin` (the process start), from the driver's marks and the tasks' reports."""
+    reports = list(reports)
+    starts = [r.started_at for r in reports if r.started_at]
+    firsts = [r.first_batch_at for r in reports if r.first_batch_at]
+    ends = [r.ended_at for r in reports if r.ended_at]
+
+    def at(t: float | None) -> float | None:
+        return None if t is None else round(t - origin, 3)
+
+    return Timeline(jvm_ready=at(marks.get("sparkReady")), model_resolved=at(marks.get("modelResolved")),
+                    first_task=at(min(starts, default=None)), first_batch=at(min(firsts, default=None)),
+                    last_batch=at(max(ends, default=None)), scored=at(marks.get("scored")),
+                    verified=at(marks.get("verified")), committed=at(marks.get("committed")))

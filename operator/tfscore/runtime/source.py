@@ -81,7 +81,7 @@ class SparkReader:
 
         # Positional names in, real names back in the worker (scorer.map_spark_batches): PySpark's mapInArrow
         # re-selects its input columns by unquoted name, so `f.1`, `a b` or backticks would not resolve.
-        cols = list(task.binding.read_columns)
+        cols = list(task.scoring.read_columns)
         safe = self.df.select(*[col(_quote(c)).alias(f"_c{i}") for i, c in enumerate(cols)])
         return safe.mapInArrow(map_spark_batches(task), output_struct)
 

@@ -23,6 +23,8 @@ Rules (Kubernetes Job semantics where Job has a word for it):
 - ttlSecondsAfterFinished: the finished ScoringJob is deleted (and with it, by ownership, everything it made).
 - spec edits after the first start are ignored with one Warning event per generation (the run keeps the spec it
   started with; `suspend` is the only live field).
+- output in use (obs.output_holder, before the first start): phase Pending, condition OutputInUse naming the holder;
+  the job starts once no active job ahead of it writes an overlapping output (outputs.py).
 - queued (a Kueue Workload, obs.queue): nothing starts until Kueue admits it; phase Queued with Kueue's reason. An
   eviction stops the running attempt like suspend does (not a failure, activeDeadlineSeconds paused); readmission
   starts a new attempt.
@@ -38,11 +40,12 @@ from typing import Any
 from tfscore.api.contract import Progress
 from tfscore.api.scoringjob import Phase, ScoringJobSpec, ScoringJobStatus, model_entries
 from tfscore.operator.objects import condition, set_condition
-from tfscore.operator.scoringjob import builders, drift, queueing
+from tfscore.operator.scoringjob import builders, drift, outputs, queueing
 from tfscore.operator.scoringjob.driver_pod import PodView, observe_pod
 from tfscore.operator.scoringjob.queueing import QueueView
 
 FINISHED = (Phase.succeeded, Phase.failed)
+OUTPUT_RECHECK_SECONDS = 5.0  # while waiting for another job's output
 QUIET_PENDING = ("PodPending", "ContainerCreating")  # the normal first seconds of a pod: nothing worth a status write
 
 
@@ -57,6 +60,7 @@ class Observed:
     spec_changed: bool = False            # the live spec differs from the bound one (beyond suspend)
     pods: Mapping[int, Mapping[str, Any] | None] = dataclasses.field(default_factory=dict)  # attempt → pod
     queue: QueueView | None = None        # Kueue's word on the job's Workload (None: the job is not queued)
+    output_holder: str | None = None      # ns/name of an active job ahead of this one writing its output (outputs.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +174,8 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
         st.start_time = None  # activeDeadlineSeconds counts from the admitted start (as after a resume)
         event("Normal", "Admitted", f"{why}; starting attempt {attempt + 1}")
         d.transitions.append("admitted")
+        if attempt == 0 and _output_in_use(d, obs, now, event):
+            return d
         _start(d, obs, now, attempt + 1, spec, event)
         return d
 
@@ -181,7 +187,8 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
         return d
 
     if attempt == 0:
-        _start(d, obs, now, 1, spec, event)
+        if not _output_in_use(d, obs, now, event):
+            _start(d, obs, now, 1, spec, event)
         return d
 
     assert view is not None
@@ -254,6 +261,25 @@ def _start(d: Decision, obs: Observed, now: datetime, attempt: int, spec: Scorin
     d.wake_at(now + timedelta(seconds=spec.startup_timeout_seconds), now)
     if spec.active_deadline_seconds:
         d.wake_at(st.start_time + timedelta(seconds=spec.active_deadline_seconds), now)
+
+
+def _output_in_use(d: Decision, obs: Observed, now: datetime, event: Callable[[str, str, str], None]) -> bool:
+    """Before the first start: wait (Pending, condition OutputInUse) while another active job holds the output."""
+    st = d.status
+    held = condition(st.conditions, outputs.CONDITION)
+    if obs.output_holder is None:
+        if held is not None and held.status == "True":
+            st.conditions = set_condition(st.conditions, outputs.CONDITION, False, "Released",
+                                          "no other active ScoringJob writes this output", now)
+        return False
+    message = (f"waiting: active ScoringJob {obs.output_holder} writes an output that overlaps this job's output.uri "
+               "or quarantineUri; this job starts when it finishes")
+    if held is None or held.status != "True" or held.message != message:
+        event("Normal", outputs.CONDITION, message)
+    st.phase, st.message = Phase.pending, message
+    st.conditions = set_condition(st.conditions, outputs.CONDITION, True, outputs.CONDITION, message, now)
+    d.wake_at(now + timedelta(seconds=OUTPUT_RECHECK_SECONDS), now)  # the holder finishing is not our event
+    return True
 
 
 def _hold(d: Decision, queue: QueueView, view: PodView | None, attempt: int, now: datetime,

@@ -193,7 +193,7 @@ def _auth_secret_of(cm: Mapping[str, Any]) -> str | None:
 
 def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[str, Any] | None],
               bound: ScoringJob | None, now: datetime,
-              workloads: Mapping[str, Mapping[str, Any]] | None = None) -> Outcome:
+              workloads: Mapping[str, Mapping[str, Any]] | None = None, output_holder: str | None = None) -> Outcome:
     meta = body["metadata"]
     ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
     status = _status(body)
@@ -235,7 +235,8 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
     suspend = live.spec.suspend if live else bool((body.get("spec") or {}).get("suspend"))
     queue, workload, queue_view = queued.view(ctx, body, workloads)
     obs = Observed(name=name, generation=meta.get("generation") or 0, spec=spec, invalid=invalid,
-                   invalid_reason=reason, suspend=suspend, spec_changed=spec_changed, pods=pods, queue=queue_view)
+                   invalid_reason=reason, suspend=suspend, spec_changed=spec_changed, pods=pods, queue=queue_view,
+                   output_holder=output_holder)
     d = decide(status, obs, now, ctx.config.backoff)
     _record(d.status, status, pods, bound, uid, ctx.config)
 

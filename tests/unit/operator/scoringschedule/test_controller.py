@@ -28,7 +28,8 @@ def controller() -> ScheduleController:
     return ScheduleController(ctx, workers=1)
 
 
-def run(name="s-1", schedule="s", status=None, born=NOW):
+def run(name="s-1", schedule="s", status=None, born=None):
+    born = born or datetime.now(UTC)  # admission_hold ages a run on the local clock: not NOW, taken at import
     return {"metadata": {"name": name, "namespace": "ns", "uid": f"u-{name}", "resourceVersion": "5",
                          "labels": {"tfscore.io/schedule": schedule},
                          "creationTimestamp": born.strftime("%Y-%m-%dT%H:%M:%SZ")}, "status": status or {}}
