@@ -45,6 +45,8 @@ lint: venv
 	$(BIN)/ruff check operator tests bench
 crd: venv
 	$(BIN)/tfscore crd > crds/scoringjob.yaml
+	$(BIN)/tfscore crd --kind ScoringPolicy > crds/scoringpolicy.yaml
+	$(BIN)/tfscore admission > charts/tfscore/files/admission-policies.yaml
 	$(BIN)/tfscore crd --kind ScoringSchedule > crds/scoringschedule.yaml
 
 test-lint: lint

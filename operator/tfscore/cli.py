@@ -1,4 +1,4 @@
-"""The `tfscore` command line: run · score · doctor · crd · operator · demo.
+"""The `tfscore` command line: run · score · doctor · crd · admission · operator · demo.
 
 Heavy imports (Spark, TensorFlow, kopf) happen inside the commands, so `tfscore crd` works in the operator image and
 `tfscore run` works without Kubernetes libraries.
@@ -32,8 +32,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def crd(kind: str = typer.Option("ScoringJob", "--kind", help="ScoringJob or ScoringSchedule (or a plural or "
-                                                               "short name).")) -> None:
+def crd(kind: str = typer.Option("ScoringJob", "--kind", help="ScoringJob, ScoringSchedule or ScoringPolicy (or a "
+                                                               "plural or short name).")) -> None:
     """Print a CustomResourceDefinition (generated from the pydantic API models)."""
     from tfscore.api.crd import kind_named, render_yaml
 
@@ -41,6 +41,15 @@ def crd(kind: str = typer.Option("ScoringJob", "--kind", help="ScoringJob or Sco
         sys.stdout.write(render_yaml(kind_named(kind)))
     except ValueError as exc:
         _fail(str(exc))
+
+
+@app.command()
+def admission() -> None:
+    """Print the chart's ValidatingAdmissionPolicies (charts/tfscore/files/admission-policies.yaml), generated from the
+    ScoringPolicy rules."""
+    from tfscore.operator.scoringjob.admission import render_yaml
+
+    sys.stdout.write(render_yaml())
 
 
 @app.command()

@@ -118,12 +118,15 @@ def test_operator_service_account_may_do_its_job_and_no_more(release: Release, k
                                ("delete", "scoringjobs.tfscore.io"), ("create", "scoringjobs.tfscore.io"),
                                ("watch", "scoringschedules.tfscore.io"),
                                ("patch", "scoringschedules.tfscore.io/status"), ("create", "pods"), ("delete", "pods"),
-                               ("watch", "pods"), ("create", "configmaps"), ("patch", "configmaps"),
-                               ("create", "services"), ("create", "events")]:
+                               ("watch", "pods"), ("create", "configmaps"), ("delete", "configmaps"),
+                               ("create", "services"), ("create", "events"), ("create", "secrets"),
+                               ("create", "networkpolicies.networking.k8s.io"),
+                               ("get", "scoringpolicies.tfscore.io")]:
             assert kubectl.can_i(verb, resource, sa, ns), f"{sa} cannot {verb} {resource} in {ns}"
-        for verb, resource in [("get", "secrets"), ("patch", "scoringschedules.tfscore.io"),
+        for verb, resource in [("get", "secrets"), ("list", "secrets"), ("patch", "scoringschedules.tfscore.io"),
                                ("delete", "scoringschedules.tfscore.io"), ("create", "roles"),
-                               ("create", "serviceaccounts/token"), ("create", "pods/exec")]:
+                               ("create", "serviceaccounts/token"), ("create", "pods/exec"),
+                               ("patch", "configmaps"), ("patch", "scoringpolicies.tfscore.io")]:
             assert not kubectl.can_i(verb, resource, sa, ns), f"{sa} may {verb} {resource} in {ns}"
         peering = kubectl.can_i("patch", "kopfpeerings.kopf.dev", sa, ns)
         assert peering == (release.deployment["spec"]["replicas"] > 1)
@@ -148,43 +151,71 @@ def test_operator_service_account_may_do_its_job_and_no_more(release: Release, k
     assert kubectl.can_i("watch", "scoringjobs.tfscore.io", sa, "default") == release.cluster_wide
 
 
-def test_driver_service_account_does_what_spark_does(release: Release, kubectl: Kubectl, tmp_path: Path) -> None:
-    """As the driver's ServiceAccount token: what Spark's driver (fabric8 client) calls in client mode, then what it
-    must not be able to do."""
+def test_driver_service_account_may_do_what_spark_does_and_no_more(release: Release, kubectl: Kubectl) -> None:
+    """kubectl auth can-i as the driver's account: Spark 4.3's client-mode calls (with the operator's properties) and
+    nothing else: no configmaps, services, claims, update, secrets, other namespaces."""
+    for ns in release.job_namespaces:
+        sa = f"{ns}:{release.driver_sa_name}"
+        for verb in ("create", "get", "list", "watch", "delete", "deletecollection", "patch"):
+            assert kubectl.can_i(verb, "pods", sa, ns), f"{sa} cannot {verb} pods in {ns}"
+        for verb, resource in [("update", "pods"), ("create", "configmaps"), ("get", "configmaps"),
+                               ("create", "services"), ("delete", "services"), ("create", "persistentvolumeclaims"),
+                               ("delete", "persistentvolumeclaims"), ("get", "secrets"), ("create", "pods/exec"),
+                               ("patch", "pods/status"), ("create", "pods/eviction"), ("list", "scoringjobs.tfscore.io"),
+                               ("create", "serviceaccounts/token")]:
+            assert not kubectl.can_i(verb, resource, sa, ns), f"{sa} may {verb} {resource} in {ns}"
+        assert not kubectl.can_i("list", "pods", sa) and not kubectl.can_i("create", "pods", sa, "default")
+
+
+def test_driver_calls_what_spark_calls_and_the_admission_policy_keeps_it_to_its_own_pod(
+        release: Release, kubectl: Kubectl, tmp_path: Path) -> None:
+    """With a token bound to the driver pod, as its mounted one is: Spark's calls succeed (its own pod, executors it
+    owns created, listed, watched, deleted by name and by label; the progress annotation patched); RBAC refuses the
+    rest (403) and the chart's admission policy refuses what RBAC cannot tell apart (another pod, a pod it does not
+    own, an executor with a token or another image, a label change, an unbound token)."""
     from kubernetes import client, watch
     from kubernetes.client.exceptions import ApiException
 
     ns = release.job_namespaces[0]
-    kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(restricted_pod("drv", ns, {"spark-role": "driver"})))
-    as_driver = api_client(kubectl.token_kubeconfig(f"{ns}:{release.driver_sa_name}", tmp_path / "kc"))
-    core = client.CoreV1Api(as_driver)
+    image = next(e["value"] for e in operator_container(release.docs)["env"] if e["name"] == "TFSCORE_RUNTIME_IMAGE")
+    driver = restricted_pod("drv", ns, {"spark-role": "driver"}, image)
+    driver["spec"]["serviceAccountName"] = release.driver_sa_name
+    kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(driver))
+    kubectl("-n", ns, "apply", "-f", "-", input=json.dumps(restricted_pod("bystander", ns, {"x": "y"}, image)))
+    drv = json.loads(kubectl("-n", ns, "get", "pod", "drv", "-o", "json").stdout)
+    sa = f"{ns}:{release.driver_sa_name}"
+    core = client.CoreV1Api(api_client(kubectl.token_kubeconfig(sa, tmp_path / "kc", pod="drv")))
     app = {"spark-app-selector": f"spark-{uuid.uuid4().hex[:8]}", "spark-role": "executor"}
     selector = ",".join(f"{k}={v}" for k, v in app.items())
+    owner = [{"apiVersion": "v1", "kind": "Pod", "name": "drv", "uid": drv["metadata"]["uid"], "controller": True}]
 
-    core.create_namespaced_config_map(ns, {"metadata": {"name": f"{app['spark-app-selector']}-conf", "labels": app},
-                                           "data": {"spark.properties": ""}})
-    for i in (1, 2):
-        core.create_namespaced_pod(ns, restricted_pod(f"{app['spark-app-selector']}-exec-{i}", ns, app))
-    core.create_namespaced_persistent_volume_claim(ns, {
-        "metadata": {"name": f"{app['spark-app-selector']}-pvc", "labels": app},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
-    core.create_namespaced_service(ns, {"metadata": {"name": f"{app['spark-app-selector']}-svc", "labels": app},
-                                        "spec": {"clusterIP": "None", "ports": [{"port": 7078}], "selector": app}})
-    assert len(core.list_namespaced_pod(ns, label_selector=selector).items) == 2
-    events = list(watch.Watch().stream(core.list_namespaced_pod, ns, label_selector=selector, timeout_seconds=1))
-    assert {e["object"].metadata.name for e in events} == {f"{app['spark-app-selector']}-exec-{i}" for i in (1, 2)}
+    def executor(name: str, **spec: Any) -> dict[str, Any]:
+        pod = restricted_pod(name, ns, app, image)
+        pod["metadata"]["ownerReferences"] = owner
+        pod["spec"].update(spec)
+        return pod
+
     core.read_namespaced_pod("drv", ns)
+    for i in (1, 2, 3):
+        core.create_namespaced_pod(ns, executor(f"{app['spark-app-selector']}-exec-{i}"))
+    assert len(core.list_namespaced_pod(ns, label_selector=selector).items) == 3
+    events = list(watch.Watch().stream(core.list_namespaced_pod, ns, label_selector=selector, timeout_seconds=1))
+    assert {e["object"].metadata.name for e in events} == {f"{app['spark-app-selector']}-exec-{i}" for i in (1, 2, 3)}
     core.patch_namespaced_pod("drv", ns, {"metadata": {"annotations": {"tfscore.io/progress": '{"rowsScored": 1}'}}})
-    core.delete_namespaced_service(f"{app['spark-app-selector']}-svc", ns)
-    core.delete_collection_namespaced_pod(ns, label_selector=selector, grace_period_seconds=0)
-    core.delete_collection_namespaced_config_map(ns, label_selector=selector)
-    core.delete_collection_namespaced_persistent_volume_claim(ns, label_selector=selector)
+    core.delete_namespaced_pod(f"{app['spark-app-selector']}-exec-3", ns, grace_period_seconds=0)
+    core.delete_collection_namespaced_pod(ns, label_selector=selector, grace_period_seconds=0)  # one DELETE, per-pod admission
 
-    forbidden = [
+    forbidden = [  # RBAC: 403
         ("read secrets", lambda: core.list_namespaced_secret(ns)),
+        ("create a ConfigMap", lambda: core.create_namespaced_config_map(ns, {"metadata": {"name": "x"}})),
+        ("create a Service", lambda: core.create_namespaced_service(ns, {"metadata": {"name": "x"}, "spec": {
+            "ports": [{"port": 1}]}})),
+        ("create a claim", lambda: core.create_namespaced_persistent_volume_claim(ns, {"metadata": {"name": "x"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})),
+        ("replace its pod", lambda: core.replace_namespaced_pod("drv", ns, core.read_namespaced_pod("drv", ns))),
         ("pods in another namespace", lambda: core.list_namespaced_pod("default")),
         ("pods cluster-wide", lambda: core.list_pod_for_all_namespaces()),
-        ("ScoringJobs", lambda: client.CustomObjectsApi(as_driver).list_namespaced_custom_object(
+        ("ScoringJobs", lambda: client.CustomObjectsApi(core.api_client).list_namespaced_custom_object(
             "tfscore.io", "v1alpha1", ns, "scoringjobs")),
         ("pods/exec", lambda: core.connect_post_namespaced_pod_exec("drv", ns, command=["true"])),
         ("ServiceAccount tokens", lambda: core.create_namespaced_service_account_token(
@@ -195,14 +226,48 @@ def test_driver_service_account_does_what_spark_does(release: Release, kubectl: 
             call()
         assert err.value.status == 403, f"{what}: {err.value.status} {err.value.reason}"
 
+    refused = [  # the admission policy (<fullname>-driver): 422 with the reason
+        ("a pod it does not own", lambda: core.create_namespaced_pod(ns, restricted_pod("stray", ns, app, image)),
+         "a driver may create and delete only objects its own pod drv controls"),
+        ("an executor with a token", lambda: core.create_namespaced_pod(ns, executor(
+            "tok", automountServiceAccountToken=True)), "run without a service-account token"),
+        ("an executor with another image", lambda: core.create_namespaced_pod(ns, {
+            **executor("img"), "spec": {**executor("img")["spec"], "containers": [{
+                **executor("img")["spec"]["containers"][0], "image": "docker.io/library/busybox"}]}}),
+         "image docker.io/library/busybox is not an allowed image"),
+        ("an executor with a volume type the policy lacks", lambda: core.create_namespaced_pod(ns, executor(
+            "dapi", volumes=[{"name": "h", "downwardAPI": {"items": [{"path": "l", "fieldRef": {
+                "fieldPath": "metadata.labels"}}]}}])), "volume h has a type"),  # (hostPath: Pod Security refuses)
+        ("an executor with a projected token", lambda: core.create_namespaced_pod(ns, executor(
+            "ptok", volumes=[{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}])),
+         "volume t has a type"),
+        ("another pod's annotation", lambda: core.patch_namespaced_pod("bystander", ns, {"metadata": {"annotations": {
+            "tfscore.io/progress": "{}"}}}), "only the tfscore.io/progress annotation of its own pod"),
+        ("its own labels", lambda: core.patch_namespaced_pod("drv", ns, {"metadata": {"labels": {
+            "tfscore.io/job": "someone-else"}}}), "only the tfscore.io/progress annotation of its own pod"),
+        ("delete a pod it does not own", lambda: core.delete_namespaced_pod("bystander", ns),
+         "a driver may create and delete only objects its own pod drv controls"),
+        ("every pod by label", lambda: core.delete_collection_namespaced_pod(ns, label_selector="x=y"),
+         "a driver may create and delete only objects its own pod drv controls"),
+    ]
+    for what, call, words in refused:
+        with pytest.raises(ApiException) as err:
+            call()
+        assert err.value.status in (403, 422) and words in err.value.body, f"{what}: {err.value.status} {err.value.body}"
+    unbound = client.CoreV1Api(api_client(kubectl.token_kubeconfig(sa, tmp_path / "kc-unbound")))
+    with pytest.raises(ApiException) as err:
+        unbound.create_namespaced_pod(ns, executor("unbound"))
+    assert "may write only with its pod-bound token" in err.value.body
+    kubectl("-n", ns, "delete", "pod", "drv", "bystander", "--wait=false")
 
-def restricted_pod(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+
+def restricted_pod(name: str, namespace: str, labels: dict[str, str], image: str = FAKE_IMAGE) -> dict[str, Any]:
     """A pod shaped like the operator's driver/executor pods (restricted: it must pass the namespace's admission)."""
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": namespace, "labels": labels},
             "spec": {"automountServiceAccountToken": False, "restartPolicy": "Never",
                      "securityContext": {"runAsNonRoot": True, "runAsUser": 1000,
                                          "seccompProfile": {"type": "RuntimeDefault"}},
-                     "containers": [{"name": "c", "image": FAKE_IMAGE, "securityContext": {
+                     "containers": [{"name": "c", "image": image, "securityContext": {
                          "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                          "capabilities": {"drop": ["ALL"]}}}]}}
 
@@ -274,7 +339,7 @@ def test_operator_runs_on_the_charts_rbac(release: Release, kubectl: Kubectl, ru
         assert pod["spec"]["serviceAccountName"] == release.driver_sa_name
         env = {e["name"]: e.get("value") for e in operator_container(release.docs)["env"]}
         assert pod["spec"]["containers"][0]["image"] == env["TFSCORE_RUNTIME_IMAGE"]
-        kubectl("-n", ns, "get", f"configmap/{name}-spec", f"service/{name}-driver")
+        kubectl("-n", ns, "get", f"configmap/{name}-spec-1", f"service/{name}-driver", f"networkpolicy/{name}-pods")
         wait_for(f"{name} status", lambda ns=ns, name=name: json.loads(kubectl(
             "-n", ns, "get", "scoringjob", name, "-o", "json").stdout).get("status", {}).get("phase"))
     assert not problems(op), "\n".join(problems(op))

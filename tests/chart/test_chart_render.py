@@ -42,8 +42,12 @@ def test_default_render(helm: Helm) -> None:
         "ServiceAccount", "ServiceAccount",            # operator, driver
         "Role", "RoleBinding", "Role", "RoleBinding",  # operator, driver (both in the release namespace)
         "ClusterRole", "ClusterRoleBinding",           # kopf's read-only namespace/CRD observation
-        "Deployment", "Service"])                      # operator, metrics
-    assert {d["metadata"].get("namespace") for d in docs if not d["kind"].startswith("Cluster")} == {NS}
+        "Deployment", "Service",                       # operator, metrics
+        "ScoringPolicy",                               # the job namespace's policy
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicy",  # ScoringJobs, the drivers' writes
+        "ValidatingAdmissionPolicyBinding", "ValidatingAdmissionPolicyBinding"])
+    assert {d["metadata"].get("namespace") for d in docs
+            if not d["kind"].startswith(("Cluster", "ValidatingAdmission"))} == {NS}
     assert args(docs) == [f"--namespace={NS}", "--liveness=http://0.0.0.0:8080/healthz", "--metrics-port=9090",
                           "--standalone"]
     deployment = one(docs, "Deployment")
@@ -76,7 +80,10 @@ def test_operator_rules_cover_its_api_calls_and_nothing_more(helm: Helm) -> None
         ("tfscore.io", "scoringschedules/status"): {"get", "patch", "update"},
         ("", "pods"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "services"): {"create", "get", "list", "watch", "delete", "patch"},
-        ("", "configmaps"): {"create", "get", "list", "watch", "delete", "patch"},
+        ("", "configmaps"): {"create", "get", "list", "watch", "delete"},  # immutable: never patched
+        ("", "secrets"): {"create"},                                      # the auth Secret: never read
+        ("networking.k8s.io", "networkpolicies"): {"create", "get"},
+        ("tfscore.io", "scoringpolicies"): {"get"},
         ("", "events"): {"create", "patch"},
     }
 
@@ -101,10 +108,61 @@ def test_kueue_adds_workload_rules_a_read_only_cluster_role_and_the_switch(helm:
 
 
 def test_driver_role_is_what_spark_needs(helm: Helm) -> None:
+    """Spark 4.3's client-mode calls with the operator's properties: its own pod (get, the progress annotation's
+    patch), its executors (create, list, watch, delete by name and by label). No configmaps, services, claims."""
     rules = operator_rules(one(helm.template(namespace=NS), "Role", "-driver"))
-    crud = {"create", "get", "list", "watch", "delete", "patch", "update"}
-    assert rules == {("", "pods"): crud | {"deletecollection"}, ("", "configmaps"): crud | {"deletecollection"},
-                     ("", "persistentvolumeclaims"): crud | {"deletecollection"}, ("", "services"): crud}
+    assert rules == {("", "pods"): {"create", "get", "list", "watch", "delete", "deletecollection", "patch"}}
+
+
+def test_scoring_policy_per_job_namespace(helm: Helm) -> None:
+    """The runtime images and the driver account always; the values' lists; a namespace's additions only there."""
+    values = {"watchNamespaces": ["jobs-a", "jobs-b"], "runtime": {
+        "image": {"repository": "reg/rt", "digest": DIGEST}, "gpuImage": {"repository": "reg/rt-gpu", "tag": "1"},
+        "pullPolicy": "Never", "runAsUser": 1000},
+        "policy": {"images": ["reg/team/*"], "namespaces": {"jobs-b": {
+            "images": ["reg/b/x@sha256:" + "c" * 64], "serviceAccounts": ["b-driver"],
+            "sparkConf": {"allow": ["spark.sql.catalog.*"]}, "env": {"allow": ["TF_CPP_MIN_LOG_LEVEL"],
+                                                                      "envFromWithoutPrefix": True}}}}}
+    docs = helm.template(values, namespace=NS)
+    a, b = (one(docs, "ScoringPolicy", "", ns)["spec"] for ns in ("jobs-a", "jobs-b"))
+    assert a["images"] == [f"reg/rt@{DIGEST}", "reg/rt-gpu:1", "reg/team/*"]
+    assert b["images"] == [*a["images"], "reg/b/x@sha256:" + "c" * 64]
+    assert (a["serviceAccounts"], b["serviceAccounts"]) == (["tfscore-driver"], ["tfscore-driver", "b-driver"])
+    assert (a["sparkConf"]["allow"], b["sparkConf"]["allow"]) == ([], ["spark.sql.catalog.*"])
+    assert (a["env"]["envFromWithoutPrefix"], b["env"]["envFromWithoutPrefix"]) == (False, True)
+    assert a["sparkConf"]["deny"] == b["sparkConf"]["deny"] and len(a["sparkConf"]["deny"]) > 60
+    assert env_of(operator_container(docs))["TFSCORE_POLICY"] == "t-tfscore"
+    guard = next(d for d in kinds(docs, "ValidatingAdmissionPolicy") if d["metadata"]["name"] == "t-tfscore-driver")
+    assert "['tfscore-driver','b-driver']" in guard["spec"]["matchConditions"][0]["expression"]
+    binding = one(docs, "ValidatingAdmissionPolicyBinding", "-scoringjobs")["spec"]
+    assert binding["paramRef"] == {"name": "t-tfscore", "parameterNotFoundAction": "Deny"}
+    assert binding["matchResources"]["namespaceSelector"]["matchExpressions"][0]["values"] == ["jobs-a", "jobs-b"]
+
+
+def test_the_admission_policies_are_the_generated_ones(helm: Helm) -> None:
+    from tfscore.operator.scoringjob import admission
+
+    docs = helm.template(namespace=NS)
+    policies = {d["metadata"]["name"]: d["spec"] for d in kinds(docs, "ValidatingAdmissionPolicy")}
+    jobs = dict(policies["t-tfscore-scoringjobs"])
+    given, jobs["variables"] = jobs["variables"][:1], jobs["variables"][1:]
+    assert [v["name"] for v in given] == list(admission.SCORINGJOB_CHART_VARIABLES)
+    assert given[0]["expression"] == f"'system:serviceaccount:{NS}:t-tfscore'"  # the operator's account
+    assert jobs == admission.scoringjob_policy()
+    guard = dict(policies["t-tfscore-driver"])
+    assert guard.pop("matchConditions")[0]["name"] == "driver-accounts"
+    given, guard["variables"] = guard["variables"][:2], guard["variables"][2:]
+    assert [v["name"] for v in given] == list(admission.CHART_VARIABLES)
+    assert given[0]["expression"] == "['localhost/tfscore/runtime:0.1.0']"
+    assert guard == admission.driver_policy()
+    assert "paramRef" not in one(docs, "ValidatingAdmissionPolicyBinding", "-driver")["spec"]
+    cluster = helm.template({"clusterWide": True}, namespace=NS)
+    assert "matchResources" not in one(cluster, "ValidatingAdmissionPolicyBinding", "-scoringjobs")["spec"]
+    off = helm.template({"policy": {"admission": False}}, namespace=NS)  # helm merges maps into the defaults
+    assert not kinds(off, "ValidatingAdmissionPolicy") and kinds(off, "ScoringPolicy")
+    none = helm.template({"policy": {"enabled": False}}, namespace=NS)
+    assert not kinds(none, "ScoringPolicy") and not kinds(none, "ValidatingAdmissionPolicy")
+    assert "TFSCORE_POLICY" not in env_of(operator_container(none))
 
 
 def test_cluster_wide_uses_one_cluster_role(helm: Helm) -> None:
@@ -256,7 +314,8 @@ def test_rbac_has_no_wildcards_or_secrets(helm: Helm, files: list) -> None:
     for role in kinds(docs, "Role") + kinds(docs, "ClusterRole"):
         for rule in role["rules"]:
             assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], role["metadata"]["name"]
-            assert "secrets" not in rule["resources"], role["metadata"]["name"]
+            if "secrets" in rule["resources"]:  # only the operator, only to create each job's auth Secret
+                assert rule["verbs"] == ["create"] and role["metadata"]["name"].endswith("-operator"), rule
             if role["kind"] == "ClusterRole" and role["metadata"]["name"].endswith("-discovery"):
                 assert set(rule["verbs"]) == {"list", "watch"}
 

@@ -46,6 +46,14 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
      ["serviceMonitor.enabled needs metrics.enabled: true"]),
     ("service-account-name", {"serviceAccount": {"create": False}},
      ["serviceAccount.name is required when serviceAccount.create is false"]),
+    ("policy-unknown-namespace", {"policy": {"namespaces": {"elsewhere": {"images": []}}}},
+     ["policy.namespaces.elsewhere: not a job namespace"]),
+    ("policy-bad-pattern", {"policy": {"sparkConf": {"mode": "denylist", "deny": ["spark.(x|y)"], "allow": []}}},
+     ["at '/policy/sparkConf/deny/0'"]),
+    ("policy-mode", {"policy": {"sparkConf": {"mode": "maybe", "deny": [], "allow": []}}},
+     ["at '/policy/sparkConf/mode'"]),
+    ("policy-namespace-key", {"policy": {"namespaces": {"tfscore-system": {"sparkConf": {"deny": ["x"]}}}}},
+     ["additional properties 'deny' not allowed"]),
 ]
 
 

@@ -26,7 +26,7 @@ BASE_PORTS = {"TFSCORE_ETCD_PORT": 36479, "TFSCORE_ETCD_PEER_PORT": 36480, "TFSC
               "TFSCORE_KCM_PORT": 36357, "TFSCORE_SCHEDULER_PORT": 36359, "TFSCORE_KUBELET_PORT": 36350,
               "TFSCORE_KUBELET_HEALTHZ_PORT": 36348, "TFSCORE_PROXY_HEALTHZ_PORT": 36356,
               "TFSCORE_PROXY_METRICS_PORT": 36349}
-CRDS = ("scoringjob.yaml", "scoringschedule.yaml")
+CRDS = ("scoringjob.yaml", "scoringpolicy.yaml", "scoringschedule.yaml")
 
 
 def k8s_version() -> str:

@@ -96,10 +96,12 @@ class Kubectl:
             wait_for(f"CRD {crd} established", lambda crd=crd: self(
                 "get", "crd", crd, "-o", f"jsonpath={path}", check=False).stdout.strip() == "True")
 
-    def token_kubeconfig(self, sa: str, path: Path) -> str:
-        """A kubeconfig that authenticates as ServiceAccount `namespace:name` (TokenRequest), as a pod would."""
+    def token_kubeconfig(self, sa: str, path: Path, pod: str | None = None) -> str:
+        """A kubeconfig that authenticates as ServiceAccount `namespace:name` (TokenRequest); bound to `pod` (the
+        token names it in the request's user info) as a pod's own mounted token is."""
         namespace, name = sa.split(":")
-        token = self("-n", namespace, "create", "token", name, "--duration=1h").stdout.strip()
+        bound = ["--bound-object-kind=Pod", f"--bound-object-name={pod}"] if pod else []
+        token = self("-n", namespace, "create", "token", name, "--duration=1h", *bound).stdout.strip()
         admin = yaml.safe_load(Path(self.kubeconfig).read_text())
         cluster = admin["clusters"][0]["cluster"]
         path.write_text(yaml.safe_dump({

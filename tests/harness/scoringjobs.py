@@ -14,14 +14,17 @@ from harness.common import wait_for
 def scoringjob(name: str, **spec: Any) -> dict[str, Any]:
     base = {"model": {"uri": "s3a://models/risk/"}, "input": {"uri": "s3a://in/"}, "output": {"uri": f"s3a://out/{name}/"}}
     return {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": name},
-            "spec": {**base, **spec}}
+            "spec": {k: v for k, v in {**base, **spec}.items() if v is not None}}  # None: drop a base field
 
 
 class Cluster:
     """Thin test-side view: create/read ScoringJobs, list children, and play the kubelet on driver pods."""
 
     def __init__(self, core: Any, custom: Any, namespace: str) -> None:
+        from kubernetes import client
+
         self.core, self.custom, self.ns = core, custom, namespace
+        self.networking = client.NetworkingV1Api(core.api_client)
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         return self.custom.create_namespaced_custom_object("tfscore.io", "v1alpha1", self.ns, "scoringjobs", body)

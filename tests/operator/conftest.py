@@ -76,8 +76,10 @@ def crd(api: Any) -> None:
 
 @pytest.fixture(scope="session")
 def operator(kubeconfig: str, crd: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Operator]:
+    # Schedules: scaled time (OPERATOR_ENV). TFSCORE_POLICY: the operator reads a namespace's ScoringPolicy "tfscore" (the
+    # defaults where there is none).
     op = Operator(kubeconfig, tmp_path_factory.mktemp("operator"),
-                  env={**OPERATOR_ENV, "TFSCORE_KUEUE": "true"})  # schedules: scaled time
+                  env={**OPERATOR_ENV, "TFSCORE_KUEUE": "true", "TFSCORE_POLICY": "tfscore"})
     op.start()
     try:
         yield op

@@ -132,7 +132,7 @@ def test_two_jobs_under_a_one_job_quota_run_one_after_the_other(k8s: Cluster, qu
     # the flavor's placement on the driver and in the executor template; the pod sets as the pods request them
     assert pod.spec.node_selector == {"tfscore.io/pool": k8s.ns}
     assert "tfscore.io/dedicated" in [t.key for t in pod.spec.tolerations]
-    template = k8s.core.read_namespaced_config_map("a-spec", k8s.ns).data["executor-pod-template.yaml"]
+    template = k8s.core.read_namespaced_config_map("a-spec-1", k8s.ns).data["executor-pod-template.yaml"]
     assert f"tfscore.io/pool: {k8s.ns}" in template and "tfscore.io/dedicated" in template
     wl = workload(k8s, "a")
     assert pod.spec.containers[0].resources.requests == wl["spec"]["podSets"][0]["template"]["spec"]["containers"][0][

@@ -22,7 +22,7 @@ def test_create_makes_owned_children_with_deterministic_names(k8s: Cluster):
     meta = k8s.get("risk")["metadata"]
     assert not meta.get("finalizers"), "no finalizer: deleting never waits for the operator"
     assert not [a for a in meta.get("annotations") or {} if "kopf" in a], "kopf keeps no state on our objects"
-    cm = k8s.core.read_namespaced_config_map("risk-spec", k8s.ns)
+    cm = k8s.core.read_namespaced_config_map("risk-spec-1", k8s.ns)
     svc = k8s.core.read_namespaced_service("risk-driver", k8s.ns)
     for obj in (pod, cm, svc):
         refs = obj.metadata.owner_references
@@ -117,7 +117,7 @@ def test_ttl_deletes_the_finished_job_and_everything_it_owns(k8s: Cluster):
     wait_for("the ScoringJob deleted by TTL", lambda: not k8s.custom.list_namespaced_custom_object(
         "tfscore.io", "v1alpha1", k8s.ns, "scoringjobs")["items"], timeout=15)
     wait_for("children garbage-collected", lambda: not k8s.driver_pods("brief") and not [
-        c for c in k8s.core.list_namespaced_config_map(k8s.ns).items if c.metadata.name == "brief-spec"], timeout=30)
+        c for c in k8s.core.list_namespaced_config_map(k8s.ns).items if c.metadata.name == "brief-spec-1"], timeout=30)
 
 
 def test_suspend_and_resume(k8s: Cluster):
@@ -151,11 +151,11 @@ def test_spec_edit_after_start_is_ignored_with_an_event(k8s: Cluster):
     k8s.patch("fixed", {"batchSize": 999, "executor": {"instances": 9}})
     k8s.wait_event("fixed", "SpecChangeIgnored")
     wait_for("observedGeneration 2", lambda: k8s.status("fixed").get("observedGeneration") == 2)
-    cm = k8s.core.read_namespaced_config_map("fixed-spec", k8s.ns)
+    cm = k8s.core.read_namespaced_config_map("fixed-spec-1", k8s.ns)
     assert json.loads(cm.data["job.json"])["spec"]["batchSize"] == 100, "never half-applied"
     k8s.finish_pod("fixed-driver-1", 1, "boom")  # the retry still runs the spec the job started with
     k8s.wait_pod("fixed", 2)
-    cm = k8s.core.read_namespaced_config_map("fixed-spec", k8s.ns)
+    cm = k8s.core.read_namespaced_config_map("fixed-spec-2", k8s.ns)
     assert json.loads(cm.data["job.json"])["spec"]["batchSize"] == 100
     assert "spark.executor.instances=2" in cm.data["spark.properties"]
     assert "spark.kubernetes.driver.pod.name=fixed-driver-2" in cm.data["spark.properties"]
@@ -169,7 +169,7 @@ def test_delete_removes_everything(k8s: Cluster):
     def children_left() -> list[str]:
         left = [p.metadata.name for p in k8s.driver_pods("gone")]
         left += [c.metadata.name for c in k8s.core.list_namespaced_config_map(k8s.ns).items
-                 if c.metadata.name == "gone-spec"]
+                 if c.metadata.name == "gone-spec-1"]
         left += [s.metadata.name for s in k8s.core.list_namespaced_service(k8s.ns).items]
         return left
 
@@ -185,7 +185,7 @@ def test_pods_pass_pod_security_restricted_admission(k8s: Cluster):
                           volumes=[{"name": "data", "emptyDir": {}}],
                           volumeMounts=[{"name": "data", "mountPath": "/data"}]))
     k8s.wait_pod("psa")
-    cm = k8s.core.read_namespaced_config_map("psa-spec", k8s.ns)
+    cm = k8s.core.read_namespaced_config_map("psa-spec-1", k8s.ns)
     template = yaml.safe_load(cm.data["executor-pod-template.yaml"])
     template["metadata"]["name"] = "psa-exec-dry-run"
     k8s.core.create_namespaced_pod(k8s.ns, template, dry_run="All")

@@ -59,7 +59,7 @@ def test_env_entries_are_checked_like_the_models_do(k8s: Cluster):
 def test_integer_model_version_is_accepted_like_the_models_do(k8s: Cluster):
     k8s.create(scoringjob("v3", model={"uri": "s3a://m/", "version": 3}))
     k8s.wait_pod("v3")
-    cm = k8s.core.read_namespaced_config_map("v3-spec", k8s.ns)
+    cm = k8s.core.read_namespaced_config_map("v3-spec-1", k8s.ns)
     assert json.loads(cm.data["job.json"])["spec"]["model"]["version"] == "3"
 
 
@@ -81,7 +81,7 @@ def test_what_only_the_models_see_fails_the_job_with_the_reason(k8s: Cluster):
     assert "spec" in st["message"]
     k8s.wait_event("overlap", "Invalid")
     assert not k8s.driver_pods("overlap")
-    assert not [c for c in k8s.core.list_namespaced_config_map(k8s.ns).items if c.metadata.name == "overlap-spec"]
+    assert not [c for c in k8s.core.list_namespaced_config_map(k8s.ns).items if c.metadata.name == "overlap-spec-1"]
     # Fixing the spec is judged afresh: the job starts.
     k8s.patch("overlap", {"output": {"passthrough": ["user_id"]}})
     k8s.wait_pod("overlap")

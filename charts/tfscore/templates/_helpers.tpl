@@ -82,8 +82,20 @@ kopf operator (kopf's default peering is "default") shares the peer group. */}}
   resources: [scoringschedules/status]
   verbs: [get, patch, update]
 - apiGroups: [""]
-  resources: [pods, services, configmaps]
+  resources: [pods, services]
   verbs: [create, get, list, watch, delete, patch]
+- apiGroups: [""]
+  resources: [configmaps]  # one immutable ConfigMap per attempt: created, read, replaced, never edited
+  verbs: [create, get, list, watch, delete]
+- apiGroups: [""]
+  resources: [secrets]  # each job's Spark authentication Secret (generated name); never read
+  verbs: [create]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [create, get]
+- apiGroups: [tfscore.io]
+  resources: [scoringpolicies]
+  verbs: [get]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
@@ -106,6 +118,12 @@ kopf operator (kopf's default peering is "default") shares the peer group. */}}
 {{- define "tfscore.validate" -}}
 {{- if and .Values.metrics.enabled (eq (int64 .Values.metrics.port) (int64 .Values.operator.healthPort)) }}
 {{- fail (printf "metrics.port and operator.healthPort are both %v: give them different ports" .Values.metrics.port) }}
+{{- end }}
+{{- $jobNamespaces := include "tfscore.jobNamespaces" . | fromJsonArray }}
+{{- range $ns, $_ := .Values.policy.namespaces }}
+{{- if not (has $ns $jobNamespaces) }}
+{{- fail (printf "policy.namespaces.%s: not a job namespace (watchNamespaces: %s)" $ns (join ", " $jobNamespaces)) }}
+{{- end }}
 {{- end }}
 {{- if lt (float64 .Values.operator.backoffMaxSeconds) (float64 .Values.operator.backoffBaseSeconds) }}
 {{- fail (printf "operator.backoffMaxSeconds (%v) must be >= operator.backoffBaseSeconds (%v)" .Values.operator.backoffMaxSeconds .Values.operator.backoffBaseSeconds) }}

@@ -1,9 +1,10 @@
 """The runtime ↔ operator contract: where the operator hands a run its spec, and how the driver reports back.
 
-Both sides import these names; neither spells a path, key or wire form of its own. The operator mounts the ConfigMap
-`<job>-spec` at SPEC_MOUNT (keys SPEC_KEY, PROPERTIES_KEY, EXECUTOR_TEMPLATE_KEY); the driver patches its own pod's
-PROGRESS_ANNOTATION with a `Progress` in wire form every few seconds, and on exit writes TERMINATION_LOG: a `Result` in wire
-form on success, one line of cause on failure. The runtime imports nothing from Kubernetes libraries.
+Both sides import these names; neither spells a path, key or wire form of its own. The operator mounts the
+(immutable, per-attempt) ConfigMap `<job>-spec-<attempt>` at SPEC_MOUNT (keys SPEC_KEY, PROPERTIES_KEY,
+EXECUTOR_TEMPLATE_KEY); the driver patches its own pod's PROGRESS_ANNOTATION with a `Progress` in wire form every
+few seconds, and on exit writes TERMINATION_LOG: a `Result` in wire form on success, one line of cause on failure.
+The runtime imports nothing from Kubernetes libraries.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from tfscore.api import scoringjob, scoringschedule
+from tfscore.api import scoringjob, scoringpolicy, scoringschedule
 from tfscore.api.common import API_VERSION, GROUP, VERSION
 
 OVERLAY = "x-tfscore-overlay"
@@ -156,13 +156,21 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return _structural(schema, schema.get("$defs", {}))
 
 
-KINDS: dict[str, tuple[Any, type[BaseModel], type[BaseModel], str, list[dict[str, Any]]]] = {
+POLICY_COLUMNS: list[dict[str, Any]] = [
+    {"name": "SparkConf", "type": "string", "jsonPath": ".spec.sparkConf.mode", "description": "denylist or allowlist."},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+# kind → (module with PLURAL/SINGULAR/SHORT_NAMES, spec model, status model or None, description, printer columns)
+KINDS: dict[str, tuple[Any, type[BaseModel], type[BaseModel] | None, str, list[dict[str, Any]]]] = {
     scoringjob.KIND: (scoringjob, scoringjob.ScoringJobSpec, scoringjob.ScoringJobStatus,
                       "A batch-inference run: a TensorFlow SavedModel scored over a dataset by Spark on Kubernetes.",
                       PRINTER_COLUMNS),
     scoringschedule.KIND: (scoringschedule, scoringschedule.ScoringScheduleSpec,
                            scoringschedule.ScoringScheduleStatus, scoringschedule.DESCRIPTION,
                            scoringschedule.PRINTER_COLUMNS),
+    scoringpolicy.KIND: (scoringpolicy, scoringpolicy.ScoringPolicySpec, None, scoringpolicy.DESCRIPTION,
+                         POLICY_COLUMNS),
 }
 
 
@@ -177,18 +185,19 @@ def kind_named(name: str) -> str:
 def crd(kind: str = scoringjob.KIND) -> dict[str, Any]:
     """The whole CustomResourceDefinition object of one kind."""
     module, spec, status, description, columns = KINDS[kind]
-    root = {
-        "type": "object",
-        "description": description,
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string", "description": API_VERSION},
-            "kind": {"type": "string", "description": kind},
-            "metadata": {"type": "object"},  # the API server allows nothing else here
-            "spec": openapi_schema(spec),
-            "status": openapi_schema(status),
-        },
+    properties = {
+        "apiVersion": {"type": "string", "description": API_VERSION},
+        "kind": {"type": "string", "description": kind},
+        "metadata": {"type": "object"},  # the API server allows nothing else here
+        "spec": openapi_schema(spec),
     }
+    if status is not None:
+        properties["status"] = openapi_schema(status)
+    root = {"type": "object", "description": description, "required": ["spec"], "properties": properties}
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True}
+    if status is not None:
+        version["subresources"] = {"status": {}}
+    version.update({"additionalPrinterColumns": columns, "schema": {"openAPIV3Schema": root}})
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -207,14 +216,7 @@ def crd(kind: str = scoringjob.KIND) -> dict[str, Any]:
                 "shortNames": list(module.SHORT_NAMES),
                 "categories": ["tfscore"],
             },
-            "versions": [{
-                "name": VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": columns,
-                "schema": {"openAPIV3Schema": root},
-            }],
+            "versions": [version],
         },
     }
 

@@ -53,15 +53,25 @@ ENV_VALUE_RULE = {
 }
 
 
+# Size bounds: the CRD's maxLength / maxItems / maxProperties, so the API server refuses an oversized spec at once and
+# CEL rules (the CRD's and the chart's admission policy) have bounded cost. Each is what a real job needs, many times
+# over; the operator also refuses a spec whose ConfigMap would pass builders.CONFIG_MAP_LIMIT.
+MAX_URI, MAX_NAME, MAX_VALUE, MAX_ITEMS = 2048, 256, 16384, 256
+MAX_MODELS = 8  # spec.models (the admission policy spells the indexes out: CEL has no range)
+Name = Annotated[str, Field(max_length=MAX_NAME)]
+Value = Annotated[str, Field(max_length=MAX_VALUE)]
+
+
 class EnvVar(WireModel):
     """One core/v1 EnvVar of the driver and executor containers (also applied to `tfscore run` in local mode)."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [ENV_VALUE_RULE]})
 
     # Kubernetes >= 1.32 accepts any printable ASCII but '=' (RelaxedEnvironmentVariableValidation).
-    name: Annotated[str, Field(min_length=1, pattern=r"^[ -<>-~]+$",
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[ -<>-~]+$",
                                description="Variable name: printable ASCII characters other than '='.")]
-    value: Annotated[str | None, Field(description="The value; $(NAME) expands an earlier entry, $$ escapes.")] = None
+    value: Annotated[str | None, Field(max_length=MAX_VALUE, description="The value; $(NAME) expands an earlier "
+                                                                         "entry, $$ escapes.")] = None
     value_from: Annotated[dict[str, Any] | None, Field(description="core/v1 EnvVarSource (secretKeyRef, "
                                                                    "configMapKeyRef, fieldRef, ...).")] = None
 
@@ -75,18 +85,19 @@ class EnvVar(WireModel):
 class ModelSpec(WireModel):
     """The TensorFlow model to score with: a SavedModel, or a Keras 3 `.keras` archive."""
 
-    uri: Annotated[str, Field(min_length=1, description="Model location: a path, file://, s3://, gs://, abfs[s]://, "
-                                                        "http(s):// … A SavedModel directory, a `.keras` archive, or a "
-                                                        "directory of TF-Serving numeric version directories (1/, 2/, "
-                                                        "…) each holding either.")]
+    uri: Annotated[str, Field(min_length=1, max_length=MAX_URI,
+                              description="Model location: a path, file://, s3://, gs://, abfs[s]://, http(s):// … A "
+                                          "SavedModel directory, a `.keras` archive, or a directory of TF-Serving "
+                                          "numeric version directories (1/, 2/, …) each holding either.")]
     version: Annotated[str, Field(description="'latest' (the highest numeric version directory) or a pinned number. "
                                               "Ignored when uri is a SavedModel itself.",
                                   pattern=r"^(latest|[0-9]+)$",
                                   # `version: 3` is accepted (coerced to "3"), so the CRD takes int or string too.
                                   json_schema_extra={"x-kubernetes-int-or-string": True})] = "latest"
-    signature: Annotated[str, Field(min_length=1, description="Signature to call (SavedModel; a .keras model is called "
-                                                              "as it is).")] = "serving_default"
-    tags: Annotated[list[str], Field(description="MetaGraph tags to load (SavedModel).")] = ["serve"]
+    signature: Annotated[str, Field(min_length=1, max_length=MAX_NAME,
+                                    description="Signature to call (SavedModel; a .keras model is called as it is).")] = \
+        "serving_default"
+    tags: Annotated[list[Name], Field(max_length=16, description="MetaGraph tags to load (SavedModel).")] = ["serve"]
 
     @field_validator("version", mode="before")
     @classmethod
@@ -121,12 +132,14 @@ class NamedModel(ModelSpec):
                                description="Names the model in messages, the status and the default prediction columns "
                                            "(<name>_<output>).")]
     columns: Annotated[
-        dict[str, str | list[str]],
-        Field(description="This model's signature input → column(s), where it differs from input.columns."),
+        dict[str, Name | Annotated[list[Name], Field(max_length=65536)]],
+        Field(max_length=MAX_ITEMS,
+              description="This model's signature input → column(s), where it differs from input.columns."),
     ] = {}
     predictions: Annotated[
-        dict[str, str],
-        Field(description="This model's signature output → output column (default: <name>_<output> for every output)."),
+        dict[str, Name],
+        Field(max_length=MAX_ITEMS,
+              description="This model's signature output → output column (default: <name>_<output> for every output)."),
     ] = {}
 
 
@@ -147,10 +160,12 @@ class Incremental(WireModel):
     rest as strings). A ScoringSchedule sets `after` to its watermark for each run; the run's result reports the
     partitions it scored and the new watermark."""
 
-    partition_key: Annotated[str, Field(min_length=1, description="The partition column (e.g. dt).")]
-    after: Annotated[str | None, Field(description="Score partitions with a value greater than this (absent: "
+    partition_key: Annotated[str, Field(min_length=1, max_length=MAX_NAME,
+                                        description="The partition column (e.g. dt).")]
+    after: Annotated[str | None, Field(max_length=MAX_NAME,
+                                       description="Score partitions with a value greater than this (absent: "
                                                    "from the first).")] = None
-    until: Annotated[str | None, Field(description="And at most this (absent: up to the newest); e.g. the "
+    until: Annotated[str | None, Field(max_length=MAX_NAME, description="And at most this (absent: up to the newest); e.g. the "
                                                    "scheduled hour, so a partition still being written is left for "
                                                    "the next run.")] = None
 
@@ -158,14 +173,19 @@ class Incremental(WireModel):
 class Input(WireModel):
     """Where the rows come from."""
 
-    uri: Annotated[str | None, Field(min_length=1, description="Files or directory to read (path or URI).")] = None
-    table: Annotated[str | None, Field(min_length=1, description="Catalog table to read instead of uri.")] = None
+    uri: Annotated[str | None, Field(min_length=1, max_length=MAX_URI, description="Files or directory to read "
+                                                                                   "(path or URI).")] = None
+    table: Annotated[str | None, Field(min_length=1, max_length=MAX_NAME, description="Catalog table to read "
+                                                                                      "instead of uri.")] = None
     format: Annotated[InputFormat | None, Field(description="File format (default parquet; 'table' with table).")] = None
-    options: Annotated[dict[str, str], Field(description="Reader options passed to Spark (e.g. header: 'true').")] = {}
-    where: Annotated[str | None, Field(min_length=1, description="Optional Spark SQL filter applied before scoring.")] = None
+    options: Annotated[dict[str, Value], Field(max_length=64, description="Reader options passed to Spark (e.g. "
+                                                                          "header: 'true').")] = {}
+    where: Annotated[str | None, Field(min_length=1, max_length=MAX_VALUE, description="Optional Spark SQL filter "
+                                                                                       "applied before scoring.")] = None
     columns: Annotated[
-        dict[str, str | list[str]],
-        Field(description="Signature input name → one column (scalar, or an array reshaped to the input's shape) or a "
+        dict[str, Name | Annotated[list[Name], Field(max_length=65536)]],
+        Field(max_length=MAX_ITEMS,
+              description="Signature input name → one column (scalar, or an array reshaped to the input's shape) or a "
                           "list of scalar columns stacked into a [None, k] tensor. Inputs not listed come from the "
                           "column of the same name."),
     ] = {}
@@ -218,7 +238,7 @@ class WriteMode(StrEnum):
 class Output(WireModel):
     """Where the predictions go."""
 
-    uri: Annotated[str, Field(min_length=1, description="Output directory (path or URI).")]
+    uri: Annotated[str, Field(min_length=1, max_length=MAX_URI, description="Output directory (path or URI).")]
     format: Annotated[OutputFormat, Field(description="File format.")] = OutputFormat.parquet
     mode: Annotated[
         WriteMode,
@@ -226,15 +246,18 @@ class Output(WireModel):
                           "the job succeeds (the old data survives a failed job). append: add files; a retried task "
                           "never duplicates rows."),
     ] = WriteMode.error_if_exists
-    passthrough: Annotated[list[str], Field(description="Input columns copied to the output beside the predictions "
-                                                        "(ids).")] = []
+    passthrough: Annotated[list[Name], Field(max_length=4096, description="Input columns copied to the output beside "
+                                                                          "the predictions (ids).")] = []
     predictions: Annotated[
-        dict[str, str],
-        Field(description="Signature output name → output column name. Empty: every signature output under its own "
+        dict[str, Name],
+        Field(max_length=MAX_ITEMS,
+              description="Signature output name → output column name. Empty: every signature output under its own "
                           "name."),
     ] = {}
-    partition_by: Annotated[list[str], Field(description="Output columns to partition the files by.")] = []
-    options: Annotated[dict[str, str], Field(description="Writer options (e.g. compression: zstd).")] = {}
+    partition_by: Annotated[list[Name], Field(max_length=64, description="Output columns to partition the files "
+                                                                         "by.")] = []
+    options: Annotated[dict[str, Value], Field(max_length=64, description="Writer options (e.g. compression: "
+                                                                          "zstd).")] = {}
     writer: Annotated[
         Literal["auto", "arrow", "spark"],
         Field(description="auto: Python workers write unpartitioned Parquet themselves with pyarrow (no JVM row "
@@ -299,8 +322,9 @@ class DriftCheck(WireModel):
     """Compare this run's prediction distribution with a reference run's (a ScoringSchedule sets it to the previous
     successful run's output)."""
 
-    reference_uri: Annotated[str, Field(min_length=1, description="The reference run's output (its _tfscore.json holds "
-                                                                  "the prediction sketches).")]
+    reference_uri: Annotated[str, Field(min_length=1, max_length=MAX_URI,
+                                        description="The reference run's output (its _tfscore.json holds "
+                                                    "the prediction sketches).")]
     metric: Annotated[DriftMetric, Field(description="psi (default) or ks.")] = DriftMetric.psi
     threshold: Annotated[float | None, Field(ge=0, description="Drift beyond this is exceeded (default: 0.25 for psi, "
                                                                "0.1 for ks).")] = None
@@ -315,7 +339,7 @@ class ScoringJobSpec(WireModel):
                                                                              PREDICTIONS_RULE]})
 
     model: Annotated[ModelSpec | None, Field(description="The model (or use models for several in one pass).")] = None
-    models: Annotated[list[NamedModel], Field(max_length=8, description="Several models scored in one pass over the "
+    models: Annotated[list[NamedModel], Field(max_length=MAX_MODELS, description="Several models scored in one pass over the "
                                                                         "input, champion first (instead of model).",
                                               json_schema_extra={"x-kubernetes-validations": [MODEL_NAMES_RULE]})] = []
     input: Annotated[Input, Field(json_schema_extra={"x-kubernetes-validations": [INPUT_SOURCE_RULE,
@@ -327,11 +351,15 @@ class ScoringJobSpec(WireModel):
         Field(description="fail (default): the job fails naming the row's column and file. quarantine: invalid rows "
                           "and the reason are written to quarantineUri."),
     ] = OnInvalidRow.fail
-    quarantine_uri: Annotated[str | None, Field(min_length=1, description="Where quarantined rows go.")] = None
+    quarantine_uri: Annotated[str | None, Field(min_length=1, max_length=MAX_URI, description="Where quarantined "
+                                                                                             "rows go.")] = None
     driver: Driver = Driver()
     executor: Executor = Executor()
-    image: Annotated[str, Field(description="Runtime image; empty: the operator's pinned runtime image (by digest).")] = ""
-    spark_conf: Annotated[dict[str, str], Field(description="Extra Spark configuration.")] = {}
+    image: Annotated[str, Field(max_length=512, description="Runtime image; empty: the operator's pinned runtime "
+                                                            "image (by digest).")] = ""
+    spark_conf: Annotated[dict[str, Value], Field(max_length=MAX_ITEMS, description="Extra Spark configuration (the "
+                                                                                    "namespace's ScoringPolicy says "
+                                                                                    "which keys).")] = {}
     backoff_limit: Annotated[int, Field(ge=0, le=100, description="Retries of a failed driver before the job fails.")] = 2
     active_deadline_seconds: Annotated[
         int | None, Field(ge=1, description="Wall-clock limit from the first start; then Failed (DeadlineExceeded).")
@@ -344,23 +372,27 @@ class ScoringJobSpec(WireModel):
         int | None, Field(ge=0, description="Delete the finished ScoringJob (and all it owns) after this long.")
     ] = None
     suspend: Annotated[bool, Field(description="true: stop (or do not start) the run; false again resumes.")] = False
-    service_account_name: Annotated[str | None, Field(description="Driver service account (default: tfscore-driver).")] = None
+    service_account_name: Annotated[str | None, Field(max_length=253, description="Driver service account (default: "
+                                                                                  "tfscore-driver).")] = None
     priority_class_name: Annotated[
         str | None,
         Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
               description="PriorityClass of the driver and executor pods; with a Kueue queue (label "
                           "kueue.x-k8s.io/queue-name) also the Workload's priority, which decides preemption."),
     ] = None
-    node_selector: Annotated[dict[str, str], Field(description="Node labels the driver and executor pods must "
-                                                               "match.")] = {}
+    node_selector: Annotated[dict[str, Annotated[str, Field(max_length=63)]],
+                             Field(max_length=64, description="Node labels the driver and executor pods must match.")] = {}
     tolerations: Annotated[list[core_object("Toleration")],
-                           Field(description="core/v1 Tolerations for driver and executors.")] = []
-    env: Annotated[list[EnvVar], Field(description="Extra env for driver and executors (core/v1 EnvVar). "
+                           Field(max_length=64, description="core/v1 Tolerations for driver and executors.")] = []
+    env: Annotated[list[EnvVar], Field(max_length=MAX_ITEMS, description="Extra env for driver and executors (core/v1 EnvVar). "
                                                            "Credentials belong in Secrets (valueFrom/envFrom).")] = []
     env_from: Annotated[list[core_object("EnvFromSource")],
-                        Field(description="core/v1 EnvFromSource list (Secrets, ConfigMaps).")] = []
-    volumes: Annotated[list[core_object("Volume")], Field(description="core/v1 Volumes for driver and executors.")] = []
-    volume_mounts: Annotated[list[core_object("VolumeMount")], Field(description="core/v1 VolumeMounts for driver and "
+                        Field(max_length=32, description="core/v1 EnvFromSource list (Secrets, ConfigMaps); each "
+                                                         "needs a prefix unless the ScoringPolicy says otherwise.")] = []
+    volumes: Annotated[list[core_object("Volume")], Field(max_length=64, description="core/v1 Volumes for driver and "
+                                                                                     "executors.")] = []
+    volume_mounts: Annotated[list[core_object("VolumeMount")], Field(max_length=64, description="core/v1 VolumeMounts "
+                                                                                               "for driver and "
                                                                      "executors.")] = []
     drift: Annotated[DriftCheck | None, Field(description="Compare the predictions with a reference run's.")] = None
 
@@ -449,6 +481,12 @@ class ScoringJobStatus(StatusModel):
     start_time: Annotated[datetime | None, Field(description="When the first attempt started (reset on resume).")] = None
     completion_time: Annotated[datetime | None, Field(description="When the job succeeded or failed.")] = None
     driver_pod: Annotated[str | None, Field(description="The current attempt's driver pod.")] = None
+    driver_pod_uid: Annotated[str | None, Field(description="Its uid: the one pod the operator created for the "
+                                                            "attempt (another pod under its name is not adopted).")] = None
+    spec_hash: Annotated[str | None, Field(description="sha256 of the bound spec (job.json); a ConfigMap whose "
+                                                       "job.json differs is refused.")] = None
+    auth_secret: Annotated[str | None, Field(description="The job's Spark authentication Secret (created by the "
+                                                         "operator, owned by the job).")] = None
     model_summary: Annotated[str | None, Field(description="The model's uri (the first one's, and how many more).")] \
         = None
     model: Annotated[ModelStatus | None, Field(description="The model version the run resolved.")] = None

@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 from tfscore.api.common import CONDITIONS_LIST, Condition, ObjectMeta, StatusModel, WireModel
 from tfscore.api.schedule_template import check_template, template_rule
 from tfscore.api.schedule_time import SCHEDULE_RULE, TIME_ZONE_RULE, load_zone, parse_schedule
-from tfscore.api.scoringjob import DriftAction, ScoringJobSpec
+from tfscore.api.scoringjob import MAX_NAME, MAX_URI, DriftAction, ScoringJobSpec
 from tfscore.api.statistics import DriftMetric
 
 KIND = "ScoringSchedule"
@@ -34,15 +34,17 @@ MAX_RECENT_RUNS = 10       # status.recentRuns is bounded: the newest runs by sc
 MAX_SUMMARY_COLUMNS = 8    # and each record summarises at most this many prediction columns
 
 # The jobTemplate.spec strings that may name the run's scheduled time, with the longest value admitted (CEL's cost
-# estimate needs a bound; Python applies the same one). Paths are wire names below jobTemplate.spec.
+# estimate needs a bound; Python applies the same one). Paths are wire names below jobTemplate.spec. Never above the
+# ScoringJob's own bound for the field (the overlay replaces it in the schedule's CRD): a template the API server takes
+# must also pass the model, and its run the ScoringJob CRD.
 TEMPLATED = {
-    "input.uri": 4096,
-    "input.table": 1024,
+    "input.uri": MAX_URI,
+    "input.table": MAX_NAME,
     "input.where": 8192,
-    "input.incremental.after": 1024,
-    "input.incremental.until": 1024,
-    "output.uri": 4096,
-    "quarantineUri": 4096,
+    "input.incremental.after": MAX_NAME,
+    "input.incremental.until": MAX_NAME,
+    "output.uri": MAX_URI,
+    "quarantineUri": MAX_URI,
 }
 TEMPLATE_PREFIX = "spec.jobTemplate.spec."
 _TEMPLATE_NOTE = (" A template: ${scheduledTime}, ${scheduledTime:%Y-%m-%d}, ${scheduledTime-1h:%H}, ${scheduleName} "

@@ -12,6 +12,11 @@
 |                                     |                                      | doubles per failure                              |
 | TFSCORE_BACKOFF_MAX_SECONDS         | 360                                  | Cap of the retry delay                           |
 | TFSCORE_WORKERS                     | 8                                    | Concurrent reconciles (threads, API connections) |
+| TFSCORE_POLICY                      | (none)                               | Name of the ScoringPolicy read in a job's        |
+|                                     |                                      | namespace; none there (or unset): the defaults   |
+|                                     |                                      | with the images and driver account above         |
+| TFSCORE_RESYNC_SECONDS              | 30                                   | Active jobs re-read their driver pod this often  |
+|                                     |                                      | (a deletion a watch restart missed is seen)      |
 | TFSCORE_SCHEDULE_WORKERS            | 16                                   | Concurrent ScoringSchedule reconciles: at a fire |
 |                                     |                                      | time shared by many schedules, runs are created  |
 |                                     |                                      | this many at once                                |
@@ -53,6 +58,8 @@ class OperatorConfig:
     backoff_base_seconds: float = 10.0
     backoff_max_seconds: float = 360.0
     workers: int = 8
+    policy_name: str = ""
+    resync_seconds: float = 30.0
     schedule_workers: int = 16
     schedule_time_scale: float = 1.0
     schedule_time_anchor: str = "2026-01-01T00:00:00Z"
@@ -67,6 +74,8 @@ class OperatorConfig:
         "backoff_base_seconds": "TFSCORE_BACKOFF_BASE_SECONDS",
         "backoff_max_seconds": "TFSCORE_BACKOFF_MAX_SECONDS",
         "workers": "TFSCORE_WORKERS",
+        "policy_name": "TFSCORE_POLICY",
+        "resync_seconds": "TFSCORE_RESYNC_SECONDS",
         "schedule_workers": "TFSCORE_SCHEDULE_WORKERS",
         "schedule_time_scale": "TFSCORE_SCHEDULE_TIME_SCALE",
         "schedule_time_anchor": "TFSCORE_SCHEDULE_TIME_ANCHOR",
@@ -102,6 +111,8 @@ class OperatorConfig:
             problems.append("TFSCORE_BACKOFF_BASE_SECONDS must be >= 0 and <= TFSCORE_BACKOFF_MAX_SECONDS")
         if self.workers < 1:
             problems.append(f"TFSCORE_WORKERS={self.workers}: must be >= 1")
+        if self.resync_seconds <= 0:
+            problems.append(f"TFSCORE_RESYNC_SECONDS={self.resync_seconds:g}: must be > 0")
         if self.schedule_workers < 1:
             problems.append(f"TFSCORE_SCHEDULE_WORKERS={self.schedule_workers}: must be >= 1")
         if not 0 < self.schedule_time_scale <= 3600:

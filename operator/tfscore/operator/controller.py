@@ -5,7 +5,9 @@ kopf watches ScoringJobs and driver pods (and, with Kueue on, tfscore's Workload
 Workers take one key at a time (never the same key twice at once) and run `handlers.reconcile` in a thread pool on the
 shared API client. A reconcile returns when to look again (backoff, startup timeout, deadline, TTL); that becomes a timer.
 Everything the operator knows is rebuilt from the API server on start (kopf lists before it watches), so a restarted
-operator carries on where the last one stopped.
+operator carries on where the last one stopped. While it runs, a watch restart (410 Gone) relists without reporting
+what was deleted in the gap, so an active job is also re-read on a timer: every `resync_seconds` its current driver pod
+is fetched by name instead of trusted from the cache (a deletion nobody reported is then seen as one).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import collections
 import contextvars
 import logging
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -40,6 +43,7 @@ class Controller:
         self.hold: Callable[[Mapping[str, Any]], float] = lambda body: 0.0  # seconds to wait before looking at it
         self.queue = WorkQueue(self._reconcile, workers, name="tfscore",
                                on_error=lambda key: self.ctx.metrics.reconciles.labels("error").inc())
+        self._verified: dict[Key, float] = {}  # monotonic time the current driver pod was last read by name
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
 
     # ---- lifecycle
@@ -68,6 +72,7 @@ class Controller:
                 self.bound.pop(old["metadata"]["uid"], None)
             self.pods.pop(key, None)
             self.workloads.pop(key, None)
+            self._verified.pop(key, None)
             self.queue.forget(key)
             return
         if _newer(body, self.jobs.get(key)):
@@ -126,6 +131,9 @@ class Controller:
             self.enqueue(key, wait)
             return
         pods = dict(self.pods.get(key, {}))
+        resync = self._resync_due(key, body)
+        if resync is not None:  # forget the cached pod: reconcile reads it by name (absent: a deletion we missed)
+            pods.pop(resync, None)
         workloads = dict(self.workloads.get(key, {}))
         bound = self.bound.get(body["metadata"]["uid"])
         ctx = contextvars.copy_context()  # kopf's event poster lives in context variables
@@ -133,7 +141,24 @@ class Controller:
         outcome: Outcome = await asyncio.get_running_loop().run_in_executor(
             self._executor, ctx.run, reconcile, self.ctx, body, pods, bound, self.clock(), workloads, holder)
         self.ctx.metrics.reconciles.labels("refresh" if outcome.refresh else "ok").inc()
+        if resync is not None:
+            name = builders.driver_pod_name(key[1], resync)
+            if not any(p["metadata"]["name"] == name for p in outcome.pods):
+                self.pods.get(key, {}).pop(resync, None)
         self._apply(key, body, outcome)
+
+    def _resync_due(self, key: Key, body: Mapping[str, Any]) -> int | None:
+        """The attempt whose pod is due for a read by name: an active job's, once per resync period."""
+        status = body.get("status") or {}
+        attempt = status.get("attempts") or 0
+        if not attempt or status.get("phase") not in ("Pending", "Running"):
+            self._verified.pop(key, None)
+            return None
+        now = time.monotonic()
+        if now - self._verified.setdefault(key, now) < self.ctx.config.resync_seconds:
+            return None
+        self._verified[key] = now
+        return int(attempt)
 
     def _apply(self, key: Key, body: Mapping[str, Any], outcome: Outcome) -> None:
         uid = body["metadata"]["uid"]
@@ -159,5 +184,9 @@ class Controller:
             return
         if outcome.job is not None and key in self.jobs and _newer(outcome.job, self.jobs[key]):
             self.jobs[key] = outcome.job
-        if outcome.requeue_after is not None:
-            self.enqueue(key, outcome.requeue_after)
+        phase = ((outcome.job or body).get("status") or {}).get("phase")
+        delay = outcome.requeue_after
+        if phase in ("Pending", "Running"):  # an active job is looked at again within the resync period
+            delay = min(delay, self.ctx.config.resync_seconds) if delay is not None else self.ctx.config.resync_seconds
+        if delay is not None:
+            self.enqueue(key, delay)

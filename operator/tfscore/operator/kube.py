@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tfscore.api import common, scoringjob
+from tfscore.api import common, scoringjob, scoringpolicy
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = 30
@@ -70,21 +70,24 @@ def _unless_404(read: Callable[[], Any]) -> dict[str, Any] | None:
 class Kube:
     def __init__(self, api: client.ApiClient) -> None:
         self.core = client.CoreV1Api(api)
+        self.networking = client.NetworkingV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.kw = {"_preload_content": False, "_request_timeout": TIMEOUT}
 
-    # ---- children (ConfigMap, Service, Pod)
+    # ---- children (ConfigMap, Service, Pod, NetworkPolicy; Secret: create only, with generateName)
     def create(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create; on 409 return the object already there. → (object, created)."""
         kind, ns = body["kind"], body["metadata"]["namespace"]
         create = {"ConfigMap": self.core.create_namespaced_config_map, "Service": self.core.create_namespaced_service,
-                  "Pod": self.core.create_namespaced_pod}[kind]
+                  "Pod": self.core.create_namespaced_pod, "Secret": self.core.create_namespaced_secret,
+                  "NetworkPolicy": self.networking.create_namespaced_network_policy}[kind]
+        name = body["metadata"].get("name") or body["metadata"].get("generateName", "")
         try:
             return _json(create(ns, body, **self.kw)), True
         except ApiException as exc:
             if exc.status in (400, 403, 404, 422):
-                raise Rejected(f"cannot create {kind} {body['metadata']['name']}: {_message(exc)}") from None
-            if exc.status != 409:
+                raise Rejected(f"cannot create {kind} {name}: {_message(exc)}") from None
+            if exc.status != 409 or kind == "Secret":  # a generated name taken: try again (never read Secrets)
                 raise
         existing = self.get(kind, ns, body["metadata"]["name"])
         if existing is None:  # deleted between our create and get: let the caller decide again
@@ -93,12 +96,21 @@ class Kube:
 
     def get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         read = {"ConfigMap": self.core.read_namespaced_config_map, "Service": self.core.read_namespaced_service,
-                "Pod": self.core.read_namespaced_pod}[kind]
+                "Pod": self.core.read_namespaced_pod,
+                "NetworkPolicy": self.networking.read_namespaced_network_policy}[kind]
         return _unless_404(lambda: read(name, ns, **self.kw))
 
-    def patch_config_map(self, ns: str, name: str, data: dict[str, str]) -> dict[str, Any]:
-        return _json(self.core.patch_namespaced_config_map(name, ns, {"data": data}, _content_type=MERGE_PATCH,
-                                                           **self.kw))
+    def delete_config_map(self, ns: str, name: str, uid: str) -> None:
+        try:
+            self.core.delete_namespaced_config_map(name, ns, body={"preconditions": {"uid": uid}}, **self.kw)
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    def get_policy(self, ns: str, name: str) -> dict[str, Any] | None:
+        """The namespace's ScoringPolicy, or None (not there, or its CRD not installed)."""
+        return _unless_404(lambda: self.custom.get_namespaced_custom_object(
+            common.GROUP, common.VERSION, ns, scoringpolicy.PLURAL, name, **self.kw))
 
     def delete_pod(self, ns: str, name: str) -> None:
         try:

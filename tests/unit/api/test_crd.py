@@ -143,3 +143,15 @@ def test_every_field_and_object_is_described(schema):
         if (is_object or is_field) and not node.get("description"):
             undescribed.append(path)
     assert not undescribed, undescribed
+
+
+def test_size_bounds_come_from_the_models(schema):
+    """maxLength / maxProperties / maxItems: the API server refuses an oversized spec, and CEL costs stay bounded."""
+    spec = schema["properties"]["spec"]["properties"]
+    assert spec["sparkConf"]["maxProperties"] == 256 and spec["sparkConf"]["additionalProperties"]["maxLength"] == 16384
+    assert spec["model"]["properties"]["uri"]["maxLength"] == 2048
+    assert spec["output"]["properties"]["uri"]["maxLength"] == 2048
+    for field, limit in (("env", 256), ("envFrom", 32), ("volumes", 64), ("volumeMounts", 64), ("tolerations", 64)):
+        assert spec[field]["maxItems"] == limit, field
+    assert spec["env"]["items"]["properties"]["value"]["maxLength"] == 16384
+    assert spec["image"]["maxLength"] == 512

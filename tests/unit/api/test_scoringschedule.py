@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from harness.common import ROOT
-from tfscore.api import crd, scoringschedule
+from tfscore.api import crd, scoringjob, scoringschedule
 from tfscore.api.manifest import ManifestError, load_any, parse
 from tfscore.api.schedule_template import template_rule
 from tfscore.api.schedule_time import SCHEDULE_RULE, TIME_ZONE_RULE
@@ -54,8 +54,10 @@ def test_defaults_are_cronjobs():
                                                                "valid reference"),
     ({"template": {"input": {"uri": "s3a://in/", "where": "h = '${scheduledTime:%Q}'"}}},
      "spec.jobTemplate.spec.input.where: '${scheduledTime:%Q}'"),
-    ({"template": {"quarantineUri": "q/" + "x" * 4096, "onInvalidRow": "quarantine"}},
-     "spec.jobTemplate.spec.quarantineUri: longer than 4096 characters"),
+    ({"template": {"input": {"uri": "s3a://in/", "where": "x" * 8193}}},
+     "spec.jobTemplate.spec.input.where: longer than 8192 characters"),
+    ({"template": {"quarantineUri": "q/" + "x" * 2048, "onInvalidRow": "quarantine"}},
+     "spec.jobTemplate.spec.quarantineUri: String should have at most 2048 characters"),
     ({"template": {"input": {"table": "db.t", "incremental": {"partitionKey": "dt"}}}, "concurrencyPolicy": "Forbid"},
      "input.incremental needs input.uri"),
     ({"template": {"output": {}}}, "spec.jobTemplate.spec.output.uri: Field required"),
@@ -141,4 +143,6 @@ def test_cel_rules_are_the_models_rules(spec_schema):
 def test_the_scoringjob_crd_has_no_template_rules():
     job = crd.crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     assert "x-kubernetes-validations" not in job["properties"]["input"]["properties"]["uri"]
-    assert "maxLength" not in job["properties"]["output"]["properties"]["uri"]
+    # the job's own bounds, not the template's overlay
+    assert job["properties"]["output"]["properties"]["uri"]["maxLength"] == scoringjob.MAX_URI
+    assert job["properties"]["input"]["properties"]["where"]["maxLength"] == scoringjob.MAX_VALUE

@@ -40,3 +40,11 @@ def test_every_variable_is_read():
 def test_bad_values_name_the_variable(env, named):
     with pytest.raises(ValueError, match=named.replace("(", r"\(").replace("?", r"\?")):
         OperatorConfig.from_env(env)
+
+
+def test_policy_name_and_resync():
+    config = OperatorConfig.from_env({"TFSCORE_POLICY": "tfscore", "TFSCORE_RESYNC_SECONDS": "2.5"})
+    assert (config.policy_name, config.resync_seconds) == ("tfscore", 2.5)
+    assert OperatorConfig.from_env({}).resync_seconds == 30 and OperatorConfig.from_env({}).policy_name == ""
+    with pytest.raises(ValueError, match="TFSCORE_RESYNC_SECONDS=0: must be > 0"):
+        OperatorConfig.from_env({"TFSCORE_RESYNC_SECONDS": "0"})

@@ -46,6 +46,14 @@ LOCAL_DIR = "/var/data/spark-local"  # Spark reuses a template volume named spar
 HOME_DIR = "/home/tfscore"
 SCRATCH_VOLUMES = (("tmp", TMP_DIR), ("spark-local-dir-1", LOCAL_DIR), ("home", HOME_DIR))
 CONFIG_VOLUME = "tfscore-spec"
+AUTH_VOLUME = "tfscore-auth"
+AUTH_DIR = "/etc/tfscore-auth"
+AUTH_KEY = "spark-auth-secret"
+AUTH_SECRET_FILE = f"{AUTH_DIR}/{AUTH_KEY}"
+SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+SPEC_SHA256_ENV = "TFSCORE_SPEC_SHA256"  # the driver's attempt data, for the runtime to verify its mounted files
+CONFIG_MAP_LIMIT = 900 * 1024  # bytes of ConfigMap data; the API server's limit is 1 MiB for the whole object
+
 
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same YAML, ~10x faster
 
@@ -64,8 +72,14 @@ def _dns_label(base: str, suffix: str, limit: int = 63) -> str:
     return f"j-{base[:keep].rstrip('-')}-{digest}-{suffix}"
 
 
-def config_map_name(job: str) -> str:
-    return f"{job}-spec"
+def config_map_name(job: str, attempt: int) -> str:
+    """One immutable ConfigMap per attempt: nobody can edit what a running attempt reads."""
+    return f"{job}-spec-{attempt}"
+
+
+def auth_secret_prefix(job: str) -> str:
+    """generateName of the job's Spark authentication Secret: the API server picks a name nobody could pre-create."""
+    return f"{job}-auth-"
 
 
 def service_name(job: str) -> str:
@@ -166,8 +180,30 @@ def task_gpu_amount(gpu: int, cores: int) -> str:
     return f"{gpu / cores:.4g}"
 
 
-def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str) -> dict[str, str]:
-    """The Spark-on-Kubernetes client-mode configuration of one attempt (spec.sparkConf applied last)."""
+# Spark's own endpoints closed and the driver kept to the calls its Role allows (each key is reserved: a spec's
+# sparkConf may not set it, tfscore.operator.scoringjob.policy).
+SECURITY_PROPERTIES = {
+    "spark.authenticate": "true",                    # RPC and block transfers need the job's secret …
+    "spark.authenticate.secret.file": AUTH_SECRET_FILE,  # … read from the mounted Secret by driver and executors
+    # Spark 4.3's executors read that file only when their own conf has a k8s:// spark.master (SecurityManager
+    # .secretKeyFromFile), which Spark never hands them: without this every executor dies with "A secret key must be
+    # specified via the spark.authenticate.secret config" before it can fetch the driver's properties.
+    "spark.executor.extraJavaOptions": f"-Dspark.master={SPARK_MASTER}",
+    "spark.network.crypto.enabled": "true",          # AES-based authentication and encryption of every RPC
+    "spark.ui.killEnabled": "false",                 # the UI cannot kill jobs or stages
+    "spark.kubernetes.executor.disableConfigMap": "true",  # no executor ConfigMap: the driver needs no configmaps
+    "spark.kubernetes.driver.ownPersistentVolumeClaim": "false",    # no claim list/delete calls
+    "spark.kubernetes.driver.reusePersistentVolumeClaim": "false",
+    "spark.kubernetes.driver.service.deleteOnTermination": "false",  # no services calls (the operator owns it)
+}
+GPU_PROPERTIES = ("spark.executor.resource.gpu.amount", "spark.executor.resource.gpu.vendor",
+                  "spark.executor.resource.gpu.discoveryScript", "spark.task.resource.gpu.amount")
+
+
+def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str,
+                     pull_policy: str = "IfNotPresent") -> dict[str, str]:
+    """The Spark-on-Kubernetes client-mode configuration of one attempt (then spec.sparkConf, which the policy keeps
+    off every key set here)."""
     spec, name = job.spec, job.metadata.name
     ex = spec.executor
     props = {
@@ -185,6 +221,7 @@ def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str) 
         "spark.local.dir": LOCAL_DIR,
         "spark.kubernetes.driver.pod.name": driver_pod_name(name, attempt),
         "spark.kubernetes.container.image": image,
+        "spark.kubernetes.container.image.pullPolicy": pull_policy,  # Spark overrides the template's with this
         "spark.kubernetes.executor.podTemplateFile": contract.EXECUTOR_TEMPLATE_FILE,
         "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
         "spark.kubernetes.executor.podNamePrefix": executor_prefix(name, attempt),
@@ -193,22 +230,19 @@ def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str) 
         "spark.executor.cores": str(ex.cores),
         "spark.executor.memory": f"{memory_mib(ex.memory)}m",
         "spark.executor.memoryOverhead": f"{overhead_mib(ex)}m",
-        "spark.kubernetes.executor.request.cores": str(ex.cores),
         "spark.kubernetes.executor.limit.cores": str(ex.cores),
         "spark.executorEnv.TF_NUM_INTRAOP_THREADS": str(ex.cores),
         "spark.executorEnv.TF_NUM_INTEROP_THREADS": "1",
     }
+    props.update(SECURITY_PROPERTIES)
     if ex.gpu > 0:
-        props.update({
-            "spark.executor.resource.gpu.amount": str(ex.gpu),
-            "spark.executor.resource.gpu.vendor": GPU_VENDOR,
-            "spark.executor.resource.gpu.discoveryScript": GPU_DISCOVERY_SCRIPT,
-            "spark.task.resource.gpu.amount": task_gpu_amount(ex.gpu, ex.cores),
-        })
+        props.update(zip(GPU_PROPERTIES, (str(ex.gpu), GPU_VENDOR, GPU_DISCOVERY_SCRIPT,
+                                          task_gpu_amount(ex.gpu, ex.cores)), strict=True))
     for key, value in spec.spark_conf.items():  # the user's word is last, also in the file
         props.pop(key, None)
         props[key] = value
     return props
+
 
 
 # ---------------------------------------------------------------- pods
@@ -226,12 +260,18 @@ def container_security_context(config: OperatorConfig) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def _scratch_volumes() -> list[dict[str, Any]]:
-    return [{"name": name, "emptyDir": {}} for name, _ in SCRATCH_VOLUMES]
+def _scratch_volumes(auth_secret: str | None) -> list[dict[str, Any]]:
+    volumes = [{"name": name, "emptyDir": {}} for name, _ in SCRATCH_VOLUMES]
+    if auth_secret:  # a file, never env or args: Spark reads it (spark.authenticate.secret.file)
+        volumes.append({"name": AUTH_VOLUME, "secret": {"secretName": auth_secret, "defaultMode": 0o440}})
+    return volumes
 
 
-def _scratch_mounts() -> list[dict[str, Any]]:
-    return [{"name": name, "mountPath": path} for name, path in SCRATCH_VOLUMES]
+def _scratch_mounts(auth_secret: str | None) -> list[dict[str, Any]]:
+    mounts = [{"name": name, "mountPath": path} for name, path in SCRATCH_VOLUMES]
+    if auth_secret:
+        mounts.append({"name": AUTH_VOLUME, "mountPath": AUTH_DIR, "readOnly": True})
+    return mounts
 
 
 def _base_env() -> list[dict[str, Any]]:
@@ -246,12 +286,12 @@ def _tolerations(spec: ScoringJobSpec, gpu: bool) -> list[dict[str, Any]]:
 
 
 def _pod_spec_common(spec: ScoringJobSpec, config: OperatorConfig, *, gpu: bool,
-                     extra_volumes: list[dict[str, Any]]) -> dict[str, Any]:
+                     extra_volumes: list[dict[str, Any]], auth_secret: str | None) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "enableServiceLinks": False,
         "securityContext": pod_security_context(config),
-        "volumes": [*extra_volumes, *_scratch_volumes(), *[dict(v) for v in spec.volumes]],
+        "volumes": [*extra_volumes, *_scratch_volumes(auth_secret), *[dict(v) for v in spec.volumes]],
     }
     if spec.node_selector:
         pod["nodeSelector"] = dict(spec.node_selector)
@@ -264,13 +304,15 @@ def _pod_spec_common(spec: ScoringJobSpec, config: OperatorConfig, *, gpu: bool,
 
 
 def _container_common(spec: ScoringJobSpec, config: OperatorConfig, name: str, image: str,
-                      extra_env: list[dict[str, Any]], extra_mounts: list[dict[str, Any]]) -> dict[str, Any]:
+                      extra_env: list[dict[str, Any]], extra_mounts: list[dict[str, Any]],
+                      auth_secret: str | None) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": name,
         "image": image,
         "imagePullPolicy": config.image_pull_policy,
+        # The operator's entries first, so spec.env may refer to them ($(POD_NAME)); the policy refuses their names.
         "env": [*extra_env, *_base_env(), *[e.to_wire() for e in spec.env]],
-        "volumeMounts": [*extra_mounts, *_scratch_mounts(), *[dict(m) for m in spec.volume_mounts]],
+        "volumeMounts": [*extra_mounts, *_scratch_mounts(auth_secret), *[dict(m) for m in spec.volume_mounts]],
         "securityContext": container_security_context(config),
     }
     if spec.env_from:
@@ -279,14 +321,15 @@ def _container_common(spec: ScoringJobSpec, config: OperatorConfig, name: str, i
 
 
 def executor_pod_template(job: ScoringJob, config: OperatorConfig, image: str,
-                          placement: Placement | None = None) -> dict[str, Any]:
+                          auth_secret: str | None = None, placement: Placement | None = None) -> dict[str, Any]:
     """The executor pod template Spark starts executors from (Spark adds cpu/memory, ports and its own env)."""
     spec, name = job.spec, job.metadata.name
     gpu = spec.executor.gpu
-    container = _container_common(spec, config, EXECUTOR_CONTAINER, image, extra_env=[], extra_mounts=[])
+    container = _container_common(spec, config, EXECUTOR_CONTAINER, image, extra_env=[], extra_mounts=[],
+                                  auth_secret=auth_secret)
     if gpu > 0:
         container["resources"] = {"limits": {GPU_RESOURCE: str(gpu)}}
-    pod_spec = _pod_spec_common(spec, config, gpu=gpu > 0, extra_volumes=[])
+    pod_spec = _pod_spec_common(spec, config, gpu=gpu > 0, extra_volumes=[], auth_secret=auth_secret)
     pod_spec["automountServiceAccountToken"] = False  # executors never call the Kubernetes API
     pod_spec["containers"] = [container]
     metadata: dict[str, Any] = {"labels": labels(name, ROLE_EXECUTOR)}
@@ -294,30 +337,37 @@ def executor_pod_template(job: ScoringJob, config: OperatorConfig, image: str,
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
 
+def job_json(job: ScoringJob, uid: str, config: OperatorConfig) -> str:
+    """job.json as written into every attempt's ConfigMap (its sha256 is the status's specHash)."""
+    return json.dumps(job_document(job, uid, config), indent=2, sort_keys=True) + "\n"
+
+
 def config_map(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig, attempt: int,
-               placement: Placement | None = None) -> dict[str, Any]:
-    """ConfigMap <job>-spec: job.json, spark.properties (of this attempt) and the executor pod template."""
+               auth_secret: str | None = None, placement: Placement | None = None) -> dict[str, Any]:
+    """ConfigMap <job>-spec-<attempt> (immutable): job.json, this attempt's spark.properties and the executor pod
+    template."""
     meta = body["metadata"]
     namespace = meta["namespace"]
-    document = job_document(job, meta["uid"], config)
-    image = document["spec"]["image"]
+    image = resolve_image(job.spec, config)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(config_map_name(job.metadata.name), namespace, job.metadata.name, ROLE_CONFIG,
+        "metadata": _metadata(config_map_name(job.metadata.name, attempt), namespace, job.metadata.name, ROLE_CONFIG,
                               owner_reference(body)),
+        "immutable": True,
         "data": {
-            contract.SPEC_KEY: json.dumps(document, indent=2, sort_keys=True) + "\n",
-            contract.PROPERTIES_KEY: attempt_properties(job, namespace, attempt, image),
-            contract.EXECUTOR_TEMPLATE_KEY: yaml.dump(executor_pod_template(job, config, image, placement),
+            contract.SPEC_KEY: job_json(job, meta["uid"], config),
+            contract.PROPERTIES_KEY: attempt_properties(job, namespace, attempt, image, config.image_pull_policy),
+            contract.EXECUTOR_TEMPLATE_KEY: yaml.dump(executor_pod_template(job, config, image, auth_secret, placement),
                                                     Dumper=_YAML_DUMPER, sort_keys=False),
         },
     }
 
 
-def attempt_properties(job: ScoringJob, namespace: str, attempt: int, image: str) -> str:
+def attempt_properties(job: ScoringJob, namespace: str, attempt: int, image: str,
+                       pull_policy: str = "IfNotPresent") -> str:
     header = f"Generated by the tfscore operator for ScoringJob {namespace}/{job.metadata.name}, attempt {attempt}."
-    return properties.render(spark_properties(job, namespace, attempt, image), header=header)
+    return properties.render(spark_properties(job, namespace, attempt, image, pull_policy), header=header)
 
 
 def driver_service(job: ScoringJob, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -349,7 +399,8 @@ def _resources(res: scoringjob.Resources) -> dict[str, Any]:
 
 
 def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig, attempt: int,
-               deadline_seconds: int | None = None, placement: Placement | None = None) -> dict[str, Any]:
+               deadline_seconds: int | None = None, auth_secret: str | None = None,
+               spec_sha256: str | None = None, placement: Placement | None = None) -> dict[str, Any]:
     """Driver pod of one attempt: `tfscore run` (exec form, no shell) with the ConfigMap mounted read-only."""
     spec, name = job.spec, job.metadata.name
     namespace = body["metadata"]["namespace"]
@@ -359,9 +410,12 @@ def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
         for var, path in (("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"),
                           ("POD_IP", "status.podIP"))
     ]
+    if spec_sha256:
+        downward.append({"name": SPEC_SHA256_ENV, "value": spec_sha256})
     container = _container_common(
         spec, config, DRIVER_CONTAINER, image, extra_env=downward,
         extra_mounts=[{"name": CONFIG_VOLUME, "mountPath": contract.SPEC_MOUNT, "readOnly": True}],
+        auth_secret=auth_secret,
     )
     container.update({
         "args": list(DRIVER_ARGS),
@@ -372,8 +426,8 @@ def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
         "terminationMessagePath": contract.TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     })
-    config_volume = {"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(name)}}
-    pod_spec = _pod_spec_common(spec, config, gpu=False, extra_volumes=[config_volume])
+    config_volume = {"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(name, attempt)}}
+    pod_spec = _pod_spec_common(spec, config, gpu=False, extra_volumes=[config_volume], auth_secret=auth_secret)
     pod_spec.update({
         "serviceAccountName": spec.service_account_name or config.driver_service_account,
         "automountServiceAccountToken": True,  # Spark's driver creates and watches executor pods

@@ -7,7 +7,11 @@ Re-running it on the same inputs gives the same Decision, so a crash anywhere (o
 deterministic child names make creation idempotent and a newer attempt's pod found in the cluster is adopted.
 
 Rules (Kubernetes Job semantics where Job has a word for it):
-- invalid spec (before the first start): Failed, reason Invalid, nothing created; a later edit is validated afresh.
+- invalid spec (before the first start; the ScoringPolicy included): Failed, reason Invalid, nothing created; a later
+  edit is validated afresh. A bound spec that changed under a started run (job.json not matching status.specHash):
+  Failed, reason SpecTampered, its pods deleted.
+- an object the API server refuses to create (Pod Security, a missing ServiceAccount, a 422): retried, and Failed,
+  reason CreateRejected, with the API server's message once startupTimeoutSeconds have passed (`create_rejected`).
 - a driver pod that succeeds wins over everything else (deadline, suspend); its termination message is the Result
   (drift beyond the threshold in it: condition DriftExceeded and a Warning event, the job still Succeeded).
 - activeDeadlineSeconds counts from status.startTime (reset on resume, as for Jobs): Failed, DeadlineExceeded,
@@ -51,6 +55,7 @@ class Observed:
     generation: int
     spec: ScoringJobSpec | None           # the spec the run is bound to (None when invalid)
     invalid: str | None = None            # validation message (before the first start)
+    invalid_reason: str = "Invalid"       # or SpecTampered (the bound spec changed under a started run)
     suspend: bool = False                 # the live spec.suspend
     spec_changed: bool = False            # the live spec differs from the bound one (beyond suspend)
     pods: Mapping[int, Mapping[str, Any] | None] = dataclasses.field(default_factory=dict)  # attempt → pod
@@ -114,7 +119,9 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
         _ttl(d, obs, now)
         return d
     if obs.invalid is not None or obs.spec is None:
-        finish(Phase.failed, "Invalid", obs.invalid or "invalid spec")
+        if st.attempts:  # a started run whose bound spec cannot be trusted: stop it
+            d.delete_pods = sorted(a for a, p in obs.pods.items() if p is not None)
+        finish(Phase.failed, obs.invalid_reason, obs.invalid or "invalid spec")
         _ttl(d, obs, now)
         return d
     spec = obs.spec
@@ -332,3 +339,31 @@ def _ttl(d: Decision, obs: Observed, now: datetime) -> None:
         d.events.append(Event("Normal", "TTLExpired", f"deleting: finished {ttl}s ago (ttlSecondsAfterFinished)"))
     else:
         d.wake_at(expiry, now)
+
+
+CREATE_RETRY_SECONDS = 15.0
+
+
+def create_rejected(status: ScoringJobStatus, spec: ScoringJobSpec, message: str, now: datetime) -> Decision:
+    """The API server refused to create this attempt's objects (the cause rarely goes away by itself): keep retrying
+    until startupTimeoutSeconds after the attempt was due (the first start, or its back-off time), then Failed with the
+    API server's message. The start time is persisted, so an operator restart does not reset the clock."""
+    st = status.model_copy(deep=True)
+    d = Decision(status=st)
+    st.start_time = st.start_time or now
+    since = st.next_attempt_time or st.start_time
+    deadline = since + timedelta(seconds=spec.startup_timeout_seconds)
+    if now >= deadline:
+        text = (f"the API server refused the job's objects for startupTimeoutSeconds ({spec.startup_timeout_seconds}s): "
+                f"{message}")
+        st.phase, st.message, st.completion_time, st.next_attempt_time = Phase.failed, text, now, None
+        st.conditions = set_condition(st.conditions, Phase.running, False, "CreateRejected", text, now)
+        st.conditions = set_condition(st.conditions, Phase.failed, True, "CreateRejected", text, now)
+        d.events.append(Event("Warning", "CreateRejected", text))
+        d.transitions.append("failed")
+        return d
+    if st.message != message:
+        d.events.append(Event("Warning", "CreateFailed", message))
+    st.phase, st.message = st.phase or Phase.pending, message
+    d.wake_at(min(deadline, now + timedelta(seconds=CREATE_RETRY_SECONDS)), now)
+    return d

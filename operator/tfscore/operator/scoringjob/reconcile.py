@@ -10,26 +10,28 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from tfscore.api import contract
 from tfscore.api.common import format_validation_error
 from tfscore.api.scoringjob import ScoringJob, ScoringJobSpec, ScoringJobStatus
+from tfscore.api.scoringpolicy import ScoringPolicySpec, default_spec
 from tfscore.operator.config import OperatorConfig
 from tfscore.operator.kube import Conflict, Kube, Rejected
 from tfscore.operator.metrics import Metrics
 from tfscore.operator.objects import merge_patch, owned_by, parse_time
-from tfscore.operator.scoringjob import builders, queued
-from tfscore.operator.scoringjob.lifecycle import Decision, Event, Observed, decide
+from tfscore.operator.scoringjob import builders, isolation, policy, queued
+from tfscore.operator.scoringjob.lifecycle import FINISHED, Decision, Event, Observed, create_rejected, decide
 
 log = logging.getLogger("tfscore.operator")
 
 PostEvent = Callable[[Mapping[str, Any], Event], None]
-REJECTED_RETRY_SECONDS = 15.0
 
 
 @dataclasses.dataclass
@@ -100,32 +102,64 @@ def _check_owner(obj: Mapping[str, Any], uid: str, name: str) -> None:
                   warn=True)
 
 
-def _read_bound(kube: Kube, ns: str, name: str, uid: str) -> ScoringJob | None:
-    cm = kube.get("ConfigMap", ns, builders.config_map_name(name))
-    if cm is None or not owned_by(cm, uid):
-        return None
+def scoring_policy(ctx: Context, ns: str) -> ScoringPolicySpec | str:
+    """The namespace's ScoringPolicy (TFSCORE_POLICY), or the defaults with the operator's own images and driver account
+    when there is none; a message when it does not parse."""
+    config = ctx.config
+    found = ctx.kube.get_policy(ns, config.policy_name) if config.policy_name else None
+    if found is None:
+        return default_spec([config.runtime_image, config.runtime_image_gpu], [config.driver_service_account])
     try:
-        return ScoringJob.model_validate(json.loads((cm.get("data") or {})[contract.SPEC_KEY]))
-    except (KeyError, ValueError, ValidationError):
+        return ScoringPolicySpec.model_validate(found.get("spec") or {})
+    except ValidationError as exc:
+        return f"the namespace's ScoringPolicy {config.policy_name} is invalid: {format_validation_error(exc, 'spec')}"
+
+
+def _read_bound(kube: Kube, ns: str, name: str, uid: str, status: ScoringJobStatus) -> tuple[ScoringJob | None, str]:
+    """The spec the run is bound to, from the latest attempt's ConfigMap; (None, why) when its job.json is not the one
+    status.specHash recorded (someone replaced the ConfigMap), (None, "") when there is none to read."""
+    cm = kube.get("ConfigMap", ns, builders.config_map_name(name, max(1, status.attempts)))
+    if cm is None or not owned_by(cm, uid):
+        return None, ""
+    text = (cm.get("data") or {}).get(contract.SPEC_KEY)
+    if text is not None and status.spec_hash and isolation.sha256(text) != status.spec_hash:
+        return None, (f"ConfigMap {cm['metadata']['name']}: job.json is not the spec this run is bound to (its sha256 "
+                      "differs from status.specHash); delete and re-create the ScoringJob")
+    try:
+        return ScoringJob.model_validate(json.loads(text or "")), ""
+    except (ValueError, ValidationError):
         log.warning("ConfigMap %s/%s has no readable job.json; rebuilding it", ns, cm["metadata"]["name"])
-        return None
+        return None, ""
 
 
 def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: Decision, now: datetime,
                     placement: Mapping[str, builders.Placement]) -> dict[str, Any]:
-    """ConfigMap (this attempt's spark.properties and executor template), Service, then the driver pod; each adopted if
-    already there. `placement`: per role, where the queue's admission puts the pods (empty when not queued)."""
+    """The job's auth Secret (once) and NetworkPolicy, this attempt's immutable ConfigMap, the Service, then the driver
+    pod; each adopted if already there (and ours). Records the Secret, the spec's hash and the pod's uid in d.status.
+    `placement`: per role, where the queue's admission puts the pods (empty when not queued)."""
     attempt, st = d.create_attempt or 0, d.status
     uid, name, ns = body["metadata"]["uid"], job.metadata.name, body["metadata"]["namespace"]
-    cm = builders.config_map(job, body, ctx.config, attempt, placement.get(builders.ROLE_EXECUTOR))
+    if not st.auth_secret:  # generateName: a fresh name nobody could have created first; never read back
+        secret, _ = ctx.kube.create(isolation.auth_secret(job, body, secrets.token_bytes(32)))
+        st.auth_secret = secret["metadata"]["name"]
+    existing, created = ctx.kube.create(isolation.network_policy(job, body))
+    if not created:
+        _check_owner(existing, uid, name)
+    executors = placement.get(builders.ROLE_EXECUTOR)
+    cm = builders.config_map(job, body, ctx.config, attempt, st.auth_secret, executors)
     existing, created = ctx.kube.create(cm)
     if not created:
         _check_owner(existing, uid, name)
-        have = existing.get("data") or {}
-        changed = {k: cm["data"][k] for k in (contract.PROPERTIES_KEY, contract.EXECUTOR_TEMPLATE_KEY)
-                   if have.get(k) != cm["data"][k]}  # a readmission may place executors elsewhere
-        if changed:
-            ctx.kube.patch_config_map(ns, cm["metadata"]["name"], changed)
+        earlier = _auth_secret_of(existing)
+        if existing.get("data") != cm["data"] and earlier and earlier != st.auth_secret:
+            st.auth_secret = earlier  # made before a crash that lost the status write: its pod may already run
+            cm = builders.config_map(job, body, ctx.config, attempt, st.auth_secret, executors)
+        # Ours but stale (another operator version, or an admission that places executors elsewhere): immutable, so
+        # replaced.
+        if existing.get("data") != cm["data"]:
+            ctx.kube.delete_config_map(ns, cm["metadata"]["name"], existing["metadata"]["uid"])
+            raise Conflict(f"ConfigMap {ns}/{cm['metadata']['name']} was stale; replaced")
+    st.spec_hash = st.spec_hash or isolation.sha256(cm["data"][contract.SPEC_KEY])
     existing, created = ctx.kube.create(builders.driver_service(job, body))
     if not created:
         _check_owner(existing, uid, name)
@@ -133,7 +167,10 @@ def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: D
     if job.spec.active_deadline_seconds and st.start_time:
         deadline = job.spec.active_deadline_seconds - (now - st.start_time).total_seconds()
     pod, created = ctx.kube.create(builders.driver_pod(job, body, ctx.config, attempt, deadline_seconds=deadline,
+                                                       auth_secret=st.auth_secret,
+                                                       spec_sha256=isolation.data_sha256(cm),
                                                        placement=placement.get(builders.ROLE_DRIVER)))
+    st.driver_pod_uid = pod["metadata"]["uid"]
     if not created:
         _check_owner(pod, uid, name)
     elif attempt == 1:
@@ -141,6 +178,17 @@ def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: D
         if born is not None:
             ctx.metrics.admission.observe(max(0.0, (now - born).total_seconds()))
     return pod
+
+
+def _auth_secret_of(cm: Mapping[str, Any]) -> str | None:
+    """The auth Secret an attempt's ConfigMap was built with (its executor template names it)."""
+    try:
+        template = yaml.safe_load((cm.get("data") or {}).get(contract.EXECUTOR_TEMPLATE_KEY) or "")
+        volumes = template["spec"]["volumes"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        return None
+    return next((v["secret"].get("secretName") for v in volumes
+                 if v.get("name") == builders.AUTH_VOLUME and isinstance(v.get("secret"), dict)), None)
 
 
 def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[str, Any] | None],
@@ -154,43 +202,64 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
     # Driver pods of a deleted ScoringJob of the same name (garbage collection still running) are not our attempts.
     pods = {a: p for a, p in pods.items() if p is None or owned_by(p, uid)}
 
+    reason = "Invalid"
     if status.attempts > 0 or any(p is not None for p in pods.values()):
-        bound = bound or _read_bound(ctx.kube, ns, name, uid) or live
+        tampered = ""
+        if bound is None:
+            bound, tampered = _read_bound(ctx.kube, ns, name, uid, status)
+        if bound is None and not tampered and live is not None and (
+                not status.spec_hash or isolation.sha256(builders.job_json(live, uid, ctx.config)) == status.spec_hash):
+            bound = live  # the ConfigMap is gone: the live spec, if it is still the one the run is bound to
         spec = bound.spec if bound else None
         spec_changed = bool(bound and (live is None or _bound_fields(live.spec, not live.spec.image)
                                        != _bound_fields(bound.spec, not live.spec.image)))
-        invalid = None if bound else invalid
+        invalid = None if bound else (tampered or invalid or "the spec this run is bound to is gone (its ConfigMap "
+                                      "was deleted and the live spec differs)")
+        reason = "SpecTampered" if tampered else reason
     else:
-        bound, spec, spec_changed = live, live.spec if live else None, False
+        if live is not None and not (status.phase in FINISHED and status.observed_generation == meta.get("generation")):
+            found = scoring_policy(ctx, ns)  # only before the first start: a running job keeps its admission
+            invalid = found if isinstance(found, str) else policy.admit(live, body, found, ctx.config)
+        bound, spec, spec_changed = (live, live.spec, False) if live and not invalid else (None, None, False)
     out.bound = bound
 
     if status.attempts and status.attempts not in pods:  # not in the cache: ask the API server before judging
-        found = ctx.kube.get("Pod", ns, builders.driver_pod_name(name, status.attempts))
-        pods[status.attempts] = found if found is not None and owned_by(found, uid) else None
+        found_pod = ctx.kube.get("Pod", ns, builders.driver_pod_name(name, status.attempts))
+        pods[status.attempts] = found_pod if found_pod is not None and owned_by(found_pod, uid) else None
         if pods[status.attempts] is not None:
             out.pods.append(pods[status.attempts])  # type: ignore[arg-type]
+    current = pods.get(status.attempts)
+    if current is not None and status.driver_pod_uid and current["metadata"].get("uid") != status.driver_pod_uid:
+        pods[status.attempts] = None  # another pod under our pod's name: not adopted; ours is gone
 
     suspend = live.spec.suspend if live else bool((body.get("spec") or {}).get("suspend"))
     queue, workload, queue_view = queued.view(ctx, body, workloads)
-    obs = Observed(name=name, generation=meta.get("generation") or 0, spec=spec, invalid=invalid, suspend=suspend,
-                   spec_changed=spec_changed, pods=pods, queue=queue_view, output_holder=output_holder)
+    obs = Observed(name=name, generation=meta.get("generation") or 0, spec=spec, invalid=invalid,
+                   invalid_reason=reason, suspend=suspend, spec_changed=spec_changed, pods=pods, queue=queue_view,
+                   output_holder=output_holder)
     d = decide(status, obs, now, ctx.config.backoff)
+    _record(d.status, status, pods, bound, uid, ctx.config)
 
     try:
         if d.create_attempt and bound is not None:
             placement = queued.placements(ctx, workload) if queue_view is not None else {}
             out.pods.append(_create_attempt(ctx, body, bound, d, now, placement))
-    except (Blocked, Rejected) as exc:  # nothing started: say why (status + event) and try again later
-        delay, warn = (exc.delay, exc.warn) if isinstance(exc, Blocked) else (REJECTED_RETRY_SECONDS, True)
-        if warn and status.message != str(exc):
+    except Blocked as exc:  # nothing started: say why (status + event) and try again later
+        if exc.warn and status.message != str(exc):
             ctx.post_event(body, Event("Warning", "CreateFailed", str(exc)))
             try:
                 out.job = ctx.kube.patch_job_status(ns, name, meta["resourceVersion"],
                                                     {"phase": status.phase or "Pending", "message": str(exc)})
             except Conflict:
                 pass
-        out.requeue_after = delay
+        out.requeue_after = exc.delay
         return out
+    except Conflict:  # our own stale ConfigMap was replaced: decide again at once
+        out.requeue_after = 0.5
+        return out
+    except Rejected as exc:  # refused for good (Pod Security, a missing account, 422): Failed after the startup timeout
+        kept = status.model_copy(update={"auth_secret": d.status.auth_secret})  # the Secret made before the refusal
+        d = create_rejected(kept, bound.spec if bound else live.spec, str(exc), now)  # type: ignore[union-attr]
     for attempt in d.delete_pods:
         pod_name = builders.driver_pod_name(name, attempt)
         ctx.kube.delete_pod(ns, pod_name)
@@ -219,6 +288,18 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
     _count(ctx.metrics, status, d)
     out.requeue_after = d.requeue_after
     return out
+
+
+def _record(st: ScoringJobStatus, before: ScoringJobStatus, pods: Mapping[int, Mapping[str, Any] | None],
+            bound: ScoringJob | None, uid: str, config: OperatorConfig) -> None:
+    """The current attempt's pod uid (an adopted pod, or one recorded before uids were) and the bound spec's hash."""
+    if st.attempts != before.attempts:
+        st.driver_pod_uid = None
+    pod = pods.get(st.attempts)
+    if pod is not None and not st.driver_pod_uid:
+        st.driver_pod_uid = pod["metadata"].get("uid")
+    if st.attempts and not st.spec_hash and bound is not None and pod is not None:
+        st.spec_hash = isolation.sha256(builders.job_json(bound, uid, config))
 
 
 def _count(metrics: Metrics, before: ScoringJobStatus, d: Decision) -> None:

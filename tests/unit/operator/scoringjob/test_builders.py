@@ -31,7 +31,7 @@ FULL_SPEC = {
     "driver": {"cores": 2, "memory": "3g", "memoryOverhead": "512m"},
     "executor": {"instances": 5, "cores": 4, "memory": "6Gi", "gpu": 2},
     "image": "",
-    "sparkConf": {"spark.sql.shuffle.partitions": "64", "spark.executor.instances": "6"},
+    "sparkConf": {"spark.sql.shuffle.partitions": "64", "spark.kubernetes.executor.request.cores": "500m"},
     "backoffLimit": 3,
     "activeDeadlineSeconds": 7200,
     "startupTimeoutSeconds": 300,
@@ -61,7 +61,7 @@ def full() -> ScoringJob:
 
 @pytest.fixture
 def minimal() -> ScoringJob:
-    return job_of({"model": {"uri": "/m"}, "input": {"uri": "/i"}, "output": {"uri": "/o"}})
+    return job_of({"model": {"uri": "s3a://m/"}, "input": {"uri": "s3a://i/"}, "output": {"uri": "s3a://o/"}})
 
 
 def driver(job: ScoringJob, attempt: int = 1, **kw) -> dict:
@@ -151,7 +151,7 @@ def test_driver_pod_shape(full):
     assert mounts["/etc/tfscore"]["readOnly"] is True
     assert {"/tmp", "/var/data/spark-local", "/home/tfscore", "/data"} <= set(mounts)
     volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["tfscore-spec"] == {"name": "tfscore-spec", "configMap": {"name": "risk-spec"}}
+    assert volumes["tfscore-spec"] == {"name": "tfscore-spec", "configMap": {"name": "risk-spec-3"}}
     assert all(volumes[n] == {"name": n, "emptyDir": {}} for n in ("tmp", "spark-local-dir-1", "home"))
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
@@ -255,7 +255,9 @@ def test_spark_properties(full):
     assert p["spark.app.name"] == "risk"
     assert p["spark.executor.cores"] == "4" and p["spark.executor.memory"] == "6144m"
     assert p["spark.executor.memoryOverhead"] == f"{int(6144 * 0.4)}m"
-    assert p["spark.kubernetes.executor.request.cores"] == "4" == p["spark.kubernetes.executor.limit.cores"]
+    assert p["spark.kubernetes.executor.limit.cores"] == "4"
+    plain = builders.spark_properties(job_of({**FULL_SPEC, "sparkConf": {}}), "scoring", 2, "img")
+    assert "spark.kubernetes.executor.request.cores" not in plain, "Spark's default (spark.executor.cores); a job may lower it"
     assert p["spark.executorEnv.TF_NUM_INTRAOP_THREADS"] == "4"
     assert p["spark.executorEnv.TF_NUM_INTEROP_THREADS"] == "1"
     assert p["spark.executor.resource.gpu.amount"] == "2"
@@ -263,14 +265,40 @@ def test_spark_properties(full):
     assert p["spark.executor.resource.gpu.discoveryScript"] == "/opt/tfscore/bin/gpu-discovery.sh"
     assert p["spark.task.resource.gpu.amount"] == "0.5"
     assert p["spark.local.dir"] == "/var/data/spark-local"
+    assert p["spark.kubernetes.container.image.pullPolicy"] == "IfNotPresent", "Spark sets the executors' from this"
+
+
+def test_spark_endpoints_are_closed_and_the_driver_stays_in_its_role(minimal):
+    p = props(minimal)
+    assert (p["spark.authenticate"], p["spark.network.crypto.enabled"]) == ("true", "true")
+    assert p["spark.authenticate.secret.file"] == "/etc/tfscore-auth/spark-auth-secret", "a file, never env or args"
+    assert p["spark.executor.extraJavaOptions"] == "-Dspark.master=k8s://https://kubernetes.default.svc:443", \
+        "executors read the secret file only with a k8s:// master in their own conf"
+    assert p["spark.ui.killEnabled"] == "false"
+    assert p["spark.kubernetes.executor.disableConfigMap"] == "true", "the driver's Role has no configmaps"
+    assert p["spark.kubernetes.driver.ownPersistentVolumeClaim"] == "false"
+    assert p["spark.kubernetes.driver.reusePersistentVolumeClaim"] == "false"
+    assert p["spark.kubernetes.driver.service.deleteOnTermination"] == "false"
+
+
+def test_the_auth_secret_is_mounted_as_a_file_in_driver_and_executors(minimal):
+    secret = {"name": "tfscore-auth", "secret": {"secretName": "risk-auth-abcde", "defaultMode": 0o440}}
+    mount = {"name": "tfscore-auth", "mountPath": "/etc/tfscore-auth", "readOnly": True}
+    pod = driver(minimal, auth_secret="risk-auth-abcde")
+    cm = builders.config_map(minimal, BODY, CONFIG, 1, "risk-auth-abcde")
+    tpl = yaml.safe_load(cm["data"]["executor-pod-template.yaml"])
+    for spec in (pod["spec"], tpl["spec"]):
+        assert secret in spec["volumes"] and mount in spec["containers"][0]["volumeMounts"]
+        assert "risk-auth-abcde" not in json.dumps(spec["containers"][0].get("env", []))
+    assert "tfscore-auth" not in json.dumps(driver(minimal)), "no Secret named: no volume (builders stay total)"
 
 
 def test_spark_conf_is_applied_last(full):
     p = props(full)
     assert p["spark.sql.shuffle.partitions"] == "64"
-    assert p["spark.executor.instances"] == "6", "spec.sparkConf overrides what the operator derived"
+    assert p["spark.kubernetes.executor.request.cores"] == "500m", "a job may lower its executors' CPU request"
     assert list(builders.spark_properties(full, "ns", 1, "img"))[-2:] == ["spark.sql.shuffle.partitions",
-                                                                          "spark.executor.instances"]
+                                                                          "spark.kubernetes.executor.request.cores"]
 
 
 def test_no_gpu_conf_without_gpus(minimal):
@@ -301,7 +329,9 @@ def test_properties_reader_follows_java_rules():
 
 def test_config_map(full):
     cm = builders.config_map(full, BODY, CONFIG, 1)
-    assert cm["metadata"]["name"] == "risk-spec" and cm["metadata"]["namespace"] == "scoring"
+    assert cm["metadata"]["name"] == "risk-spec-1" and cm["metadata"]["namespace"] == "scoring"
+    assert cm["immutable"] is True, "one ConfigMap per attempt, never edited"
+    assert builders.config_map(full, BODY, CONFIG, 2)["metadata"]["name"] == "risk-spec-2"
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert set(cm["data"]) == {"job.json", "spark.properties", "executor-pod-template.yaml"}
     assert builders.config_map(full, BODY, CONFIG, 1) == cm, "pure: same input, same output"

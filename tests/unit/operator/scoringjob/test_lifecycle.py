@@ -230,6 +230,38 @@ def test_decide_is_idempotent():
         assert second.events == [] and second.create_attempt is None and second.status == first.status
 
 
+def test_a_refused_create_retries_until_the_startup_timeout_then_fails_with_the_api_servers_message():
+    from tfscore.operator.scoringjob.lifecycle import create_rejected
+
+    s = spec(startupTimeoutSeconds=60)
+    first = create_rejected(ScoringJobStatus(), s, "cannot create Pod j-driver-1: forbidden", T0)
+    assert first.status.start_time == T0 and first.status.phase == "Pending"
+    assert first.requeue_after == 15 and [e.reason for e in first.events] == ["CreateFailed"]
+    later = create_rejected(first.status, s, "cannot create Pod j-driver-1: forbidden", T0 + timedelta(seconds=50))
+    assert later.requeue_after == 10 and later.events == [], "the clock runs from the persisted start time"
+    done = create_rejected(later.status, s, "cannot create Pod j-driver-1: forbidden", T0 + timedelta(seconds=60))
+    assert done.status.phase == "Failed" and done.transitions == ["failed"]
+    cond = {c.type: c for c in done.status.conditions}["Failed"]
+    assert cond.reason == "CreateRejected" and cond.message.endswith("cannot create Pod j-driver-1: forbidden")
+    assert "startupTimeoutSeconds (60s)" in cond.message
+
+
+def test_a_refused_retry_counts_from_its_back_off_time():
+    from tfscore.operator.scoringjob.lifecycle import create_rejected
+
+    st = ScoringJobStatus(attempts=1, failed=1, start_time=T0, next_attempt_time=T0 + timedelta(seconds=100))
+    d = create_rejected(st, spec(startupTimeoutSeconds=60), "no", T0 + timedelta(seconds=150))
+    assert d.status.phase == "Pending" and d.requeue_after == 10
+
+
+def test_a_tampered_bound_spec_fails_the_started_run_and_stops_its_pods():
+    st = ScoringJobStatus(attempts=1, phase="Running", start_time=T0, driver_pod="j-driver-1")
+    d = decide(st, Observed(name="j", generation=1, spec=None, invalid="ConfigMap j-spec-1: job.json is not the spec",
+                            invalid_reason="SpecTampered", pods={1: running()}), T0, BACKOFF)
+    assert d.status.phase == "Failed" and d.delete_pods == [1]
+    assert {c.type: c for c in d.status.conditions}["Failed"].reason == "SpecTampered"
+
+
 def test_drift_exceeded_fails_at_once_without_a_retry():
     s = spec(backoffLimit=5)
     message = json.dumps({"reason": "DriftExceeded", "message": "risk_score psi 0.41 > 0.25; nothing committed"})

@@ -158,7 +158,7 @@ def test_admitted_runs_where_the_flavor_says_then_finishes_the_workload(env):
     assert pod["spec"]["nodeSelector"] == {"tfscore.io/pool": "a"}
     assert pod["spec"]["tolerations"][0]["key"] == "tfscore.io/dedicated"
     assert pod["metadata"]["labels"][queueing.PODSET_LABEL] == "driver"
-    tpl = yaml.safe_load(kube.objects[("ConfigMap", "ns", "j-spec")]["data"]["executor-pod-template.yaml"])
+    tpl = yaml.safe_load(kube.objects[("ConfigMap", "ns", "j-spec-1")]["data"]["executor-pod-template.yaml"])
     assert tpl["spec"]["nodeSelector"] == {"tfscore.io/pool": "a"} and tpl["metadata"]["labels"][
         queueing.PODSET_LABEL] == "executor"
     assert [e.reason for e in events][-2:] == ["Admitted", "Started"]

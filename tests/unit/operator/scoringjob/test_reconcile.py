@@ -4,6 +4,7 @@ the validation messages it reports (the operator tier runs the same against a re
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -36,9 +37,11 @@ class FakeKube:
 
     def create(self, body: dict):
         kind, meta = body["kind"], body["metadata"]
-        self.calls.append(f"create {kind} {meta['name']}")
+        self.calls.append(f"create {kind} {meta.get('name') or meta['generateName']}")
         if kind in self.reject:
-            raise Rejected(f"cannot create {kind} {meta['name']}: forbidden")
+            raise Rejected(f"cannot create {kind} {meta.get('name') or meta['generateName']}: forbidden")
+        if "generateName" in meta:
+            meta = body["metadata"] = {**meta, "name": f"{meta['generateName']}{self.rv:05d}"[-63:]}
         key = (kind, meta["namespace"], meta["name"])
         if key in self.objects:
             return copy.deepcopy(self.objects[key]), False
@@ -50,9 +53,13 @@ class FakeKube:
         obj = self.objects.get((kind, ns, name))
         return copy.deepcopy(obj) if obj else None
 
-    def patch_config_map(self, ns, name, data):
-        self.calls.append(f"patch ConfigMap {name}")
-        self.objects[("ConfigMap", ns, name)]["data"].update(data)
+    def delete_config_map(self, ns, name, uid):
+        self.calls.append(f"delete ConfigMap {name}")
+        self.objects.pop(("ConfigMap", ns, name), None)
+
+    def get_policy(self, ns, name):
+        self.calls.append(f"get ScoringPolicy {name}")
+        return copy.deepcopy(self.objects.get(("ScoringPolicy", ns, name)))
 
     def delete_pod(self, ns, name):
         self.calls.append(f"delete Pod {name}")
@@ -91,7 +98,7 @@ def env():
 def add_job(kube: FakeKube, name: str = "j", **spec) -> dict:
     body = {"apiVersion": common.API_VERSION, "kind": scoringjob.KIND,
             "metadata": {"name": name, "namespace": "ns", "generation": 1},
-            "spec": {"model": {"uri": "/m"}, "input": {"uri": "/i"}, "output": {"uri": "/o"}, **spec}}
+            "spec": {"model": {"uri": "s3a://m/"}, "input": {"uri": "s3a://i/"}, "output": {"uri": "s3a://o/"}, **spec}}
     kube.objects[("ScoringJob", "ns", name)] = kube._stamp(body)
     return copy.deepcopy(body)
 
@@ -100,8 +107,16 @@ def test_first_reconcile_creates_children_then_writes_status(env):
     kube, ctx, events = env
     body = add_job(kube)
     out = handlers.reconcile(ctx, body, {}, None, T0)
-    assert kube.calls == ["create ConfigMap j-spec", "create Service j-driver", "create Pod j-driver-1",
-                          "patch status j"]
+    assert kube.calls == ["create Secret j-auth-", "create NetworkPolicy j-pods", "create ConfigMap j-spec-1",
+                          "create Service j-driver", "create Pod j-driver-1", "patch status j"]
+    status = out.job["status"]
+    pod = kube.objects[("Pod", "ns", "j-driver-1")]
+    assert status["driverPodUid"] == pod["metadata"]["uid"], "the one pod it created"
+    assert status["authSecret"].startswith("j-auth-") and ("Secret", "ns", status["authSecret"]) in kube.objects
+    cm = kube.objects[("ConfigMap", "ns", "j-spec-1")]
+    assert status["specHash"] == "sha256:" + hashlib.sha256(cm["data"]["job.json"].encode()).hexdigest()
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["TFSCORE_SPEC_SHA256"].startswith("sha256:"), "the runtime can verify what it mounted"
     assert [e.reason for e in events] == ["Started"]
     assert out.job["status"]["attempts"] == 1 and out.pods[0]["metadata"]["name"] == "j-driver-1"
     assert out.bound is not None and out.requeue_after == 600
@@ -132,16 +147,31 @@ def test_stale_view_is_refreshed(env):
     assert out.refresh and out.job["metadata"]["resourceVersion"] == "999"
 
 
-def test_a_rejected_pod_is_reported_and_retried(env):
+def test_a_rejected_pod_is_reported_retried_and_fails_after_the_startup_timeout(env):
     kube, ctx, events = env
     kube.reject.add("Pod")
-    out = handlers.reconcile(ctx, add_job(kube), {}, None, T0)
+    out = handlers.reconcile(ctx, add_job(kube, startupTimeoutSeconds=60), {}, None, T0)
     assert [e.reason for e in events] == ["CreateFailed"] and "forbidden" in events[0].message
-    assert out.requeue_after == handlers.REJECTED_RETRY_SECONDS
-    assert kube.objects[("ScoringJob", "ns", "j")]["status"]["message"].startswith("cannot create Pod j-driver-1")
+    assert out.requeue_after == 15
+    status = kube.objects[("ScoringJob", "ns", "j")]["status"]
+    assert status["message"].startswith("cannot create Pod j-driver-1") and status["phase"] == "Pending"
+    assert status["startTime"] == "2026-01-01T00:00:00Z", "persisted: a restarted operator keeps the clock"
+    secret = status["authSecret"]
+    out = handlers.reconcile(ctx, copy.deepcopy(kube.objects[("ScoringJob", "ns", "j")]), {}, None,
+                             T0 + timedelta(seconds=50))
+    assert out.requeue_after == 10, "no later than the deadline"
+    assert kube.objects[("ScoringJob", "ns", "j")]["status"]["authSecret"] == secret, "one Secret, reused"
+    assert [e.reason for e in events] == ["CreateFailed"], "one event per distinct message"
+    handlers.reconcile(ctx, copy.deepcopy(kube.objects[("ScoringJob", "ns", "j")]), {}, None, T0 + timedelta(seconds=61))
+    status = kube.objects[("ScoringJob", "ns", "j")]["status"]
+    cond = {c["type"]: c for c in status["conditions"]}["Failed"]
+    assert status["phase"] == "Failed" and cond["reason"] == "CreateRejected"
+    assert "startupTimeoutSeconds (60s)" in cond["message"] and "cannot create Pod j-driver-1: forbidden" in cond["message"]
+    assert [e.reason for e in events][-1] == "CreateRejected"
+    assert sum(1 for k in kube.objects if k[0] == "Secret") == 1
 
 
-def test_retry_uses_the_bound_spec_and_rewrites_only_the_attempts_properties(env):
+def test_retry_uses_the_bound_spec_in_a_new_attempts_config_map(env):
     kube, ctx, _ = env
     body = add_job(kube, backoffLimit=1)
     out = handlers.reconcile(ctx, body, {}, None, T0)
@@ -154,7 +184,7 @@ def test_retry_uses_the_bound_spec_and_rewrites_only_the_attempts_properties(env
     out = handlers.reconcile(ctx, live, {1: failed}, None, T0 + timedelta(seconds=1))  # bound spec from ConfigMap
     assert out.job["status"]["failed"] == 1
     out = handlers.reconcile(ctx, out.job, {1: failed}, out.bound, T0 + timedelta(seconds=20))
-    cm = kube.objects[("ConfigMap", "ns", "j-spec")]["data"]
+    cm = kube.objects[("ConfigMap", "ns", "j-spec-2")]["data"]
     assert json.loads(cm["job.json"])["spec"]["batchSize"] == 4096, "the edit is not half-applied"
     assert "spark.kubernetes.driver.pod.name=j-driver-2" in cm["spark.properties"]
     assert ("Pod", "ns", "j-driver-2") in kube.objects
