@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,29 @@ def _drain(response: Any) -> None:
     response.data  # noqa: B018 - reading it is the point
 
 
+def create_or_adopt(kind: str, body: Mapping[str, Any], create: Callable[[], dict[str, Any]],
+                    get: Callable[[], dict[str, Any] | None], refusals: Mapping[int, str] | None = None,
+                    adopt: bool = True) -> tuple[dict[str, Any], bool]:
+    """Create; on 409 return the object already there (deterministic names: a crash between create and record is
+    harmless). → (object, created). 400/403/404/422: Rejected (retrying now will not help), worded by `refusals` for
+    a status it names; gone between the 409 and the read: Conflict (the caller decides again). adopt=False: a 409 is
+    raised as it is (a generated name taken, or an object the operator may not read)."""
+    meta = body["metadata"]
+    ns, name = meta["namespace"], meta.get("name") or meta.get("generateName", "")
+    try:
+        return create(), True
+    except ApiException as exc:
+        if exc.status in (400, 403, 404, 422):
+            why = (refusals or {}).get(exc.status) or _message(exc)
+            raise Rejected(f"cannot create {kind} {name}: {why}") from None
+        if exc.status != 409 or not adopt:
+            raise
+    existing = get()
+    if existing is None:  # deleted between our create and get: let the caller decide again
+        raise Conflict(f"{kind} {ns}/{name} vanished while being adopted")
+    return existing, False
+
+
 def _unless_404(read: Callable[[], Any]) -> dict[str, Any] | None:
     try:
         return _json(read())
@@ -81,18 +104,9 @@ class Kube:
         create = {"ConfigMap": self.core.create_namespaced_config_map, "Service": self.core.create_namespaced_service,
                   "Pod": self.core.create_namespaced_pod, "Secret": self.core.create_namespaced_secret,
                   "NetworkPolicy": self.networking.create_namespaced_network_policy}[kind]
-        name = body["metadata"].get("name") or body["metadata"].get("generateName", "")
-        try:
-            return _json(create(ns, body, **self.kw)), True
-        except ApiException as exc:
-            if exc.status in (400, 403, 404, 422):
-                raise Rejected(f"cannot create {kind} {name}: {_message(exc)}") from None
-            if exc.status != 409 or kind == "Secret":  # a generated name taken: try again (never read Secrets)
-                raise
-        existing = self.get(kind, ns, body["metadata"]["name"])
-        if existing is None:  # deleted between our create and get: let the caller decide again
-            raise Conflict(f"{kind} {ns}/{body['metadata']['name']} vanished while being adopted")
-        return existing, False
+        return create_or_adopt(kind, body, lambda: _json(create(ns, body, **self.kw)),
+                               lambda: self.get(kind, ns, body["metadata"]["name"]),
+                               adopt=kind != "Secret")  # never read Secrets: a taken generated name is tried again
 
     def get(self, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         read = {"ConfigMap": self.core.read_namespaced_config_map, "Service": self.core.read_namespaced_service,

@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tfscore.operator.kube import MERGE_PATCH, TIMEOUT, Conflict, Rejected, _json, _message, _unless_404
+from tfscore.operator.kube import MERGE_PATCH, TIMEOUT, Conflict, Rejected, _json, _message, _unless_404, create_or_adopt
 from tfscore.operator.scoringjob.queueing import FIELD_MANAGER, GROUP, VERSION, WORKLOADS
 
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -35,21 +35,11 @@ class KueueApi:
     def create_workload(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create; on 409 return the Workload already there. → (object, created)."""
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        try:
-            return _json(self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, WORKLOADS, body,
-                                                                     **self.kw)), True
-        except ApiException as exc:
-            if exc.status == 404:
-                raise Rejected(f"cannot create Workload {name}: the API {GROUP}/{VERSION} workloads is not served "
-                               "(is Kueue >= 0.15 installed?)") from None
-            if exc.status in (400, 403, 422):
-                raise Rejected(f"cannot create Workload {name}: {_message(exc)}") from None
-            if exc.status != 409:
-                raise
-        existing = self.get_workload(ns, name)
-        if existing is None:
-            raise Conflict(f"Workload {ns}/{name} vanished while being adopted")
-        return existing, False
+        return create_or_adopt(
+            "Workload", body,
+            lambda: _json(self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, WORKLOADS, body, **self.kw)),
+            lambda: self.get_workload(ns, name),
+            refusals={404: f"the API {GROUP}/{VERSION} workloads is not served (is Kueue >= 0.15 installed?)"})
 
     def get_workload(self, ns: str, name: str) -> dict[str, Any] | None:
         return _unless_404(lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, WORKLOADS, name,

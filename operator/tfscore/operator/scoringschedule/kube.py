@@ -12,7 +12,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tfscore.api import common, scoringjob, scoringschedule
-from tfscore.operator.kube import MERGE_PATCH, Conflict, Kube, Rejected, _message
+from tfscore.operator.kube import MERGE_PATCH, Conflict, Kube, create_or_adopt
 from tfscore.operator.scoringschedule.clock import ServerClock
 
 
@@ -42,18 +42,8 @@ class ScheduleKube(Kube):
     def create_run(self, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Create the run's ScoringJob; on 409 return the one already there. → (object, created)."""
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
-        try:
-            return self._json(lambda: self.custom.create_namespaced_custom_object(
-                common.GROUP, common.VERSION, ns, scoringjob.PLURAL, body, **self.kw)), True
-        except ApiException as exc:
-            if exc.status in (400, 403, 404, 422):
-                raise Rejected(f"cannot create ScoringJob {name}: {_message(exc)}") from None
-            if exc.status != 409:
-                raise
-        existing = self.get_job(ns, name)
-        if existing is None:
-            raise Conflict(f"ScoringJob {ns}/{name} vanished while being adopted")
-        return existing, False
+        return create_or_adopt("ScoringJob", body, lambda: self._json(lambda: self.custom.create_namespaced_custom_object(
+            common.GROUP, common.VERSION, ns, scoringjob.PLURAL, body, **self.kw)), lambda: self.get_job(ns, name))
 
     def get_schedule(self, ns: str, name: str) -> dict[str, Any] | None:
         try:
