@@ -33,7 +33,7 @@ TIER_PORTS = {"TFSCORE_KUEUE_WEBHOOK_PORT": 36743, "TFSCORE_KUEUE_HEALTH_PORT": 
 
 
 def tier_ports(port_offset: int = 0) -> dict[str, int]:
-    extra = int(os.environ.get("TFSCORE_TEST_PORT_OFFSET", "0") or 0)
+    extra = port_offset()
     return {k: v + port_offset + extra for k, v in TIER_PORTS.items()}
 
 

@@ -23,10 +23,10 @@ def seaweed():
     """A real S3 server (SeaweedFS, hack/s3) on loopback, from an empty state. Its address and credentials go into the
     environment before the Spark JVM starts, so Spark's Python workers (and S3A) inherit them exactly as executor pods
     get theirs from Secrets. Under CI=true weed is built when missing; elsewhere a missing build skips."""
-    from harness.common import CACHE, CI, Unavailable, skip_or_fail
+    from harness.common import CACHE, CI, Unavailable, skip_or_fail, tier_dir
     from harness.seaweedfs import SeaweedFS
 
-    server = SeaweedFS(CACHE, CACHE / "runtime-tier" / "s3")
+    server = SeaweedFS(CACHE, tier_dir("runtime-tier") / "s3")  # its own with a port offset: stop(purge) is not shy
     try:
         server.stop(purge=True)  # a previous run killed before its teardown
         server.start(build=CI)
