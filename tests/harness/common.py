@@ -29,14 +29,14 @@ def skip_or_fail(tier: str, reason: str) -> None:
     pytest.skip(reason)
 
 
-def port_offset() -> int:
+def env_port_offset() -> int:
     """$TFSCORE_TEST_PORT_OFFSET: moves every tier's ports and state dirs, so two checkouts can run tiers side by side."""
     return int(os.environ.get("TFSCORE_TEST_PORT_OFFSET", "0") or 0)
 
 
 def tier_dir(tier: str, cache: Path | None = None) -> Path:
     """A tier's state under the cache: <tier>, or <tier>-<offset> with a port offset."""
-    extra = port_offset()
+    extra = env_port_offset()
     return (cache or CACHE) / (tier if not extra else f"{tier}-{extra}")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from harness.common import CACHE, CLUSTER, ROOT, Unavailable, tier_dir, wait_for
+from harness.common import CACHE, CLUSTER, ROOT, Unavailable, env_port_offset, tier_dir, wait_for
 
 CP_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
 BASE_PORTS = {"TFSCORE_ETCD_PORT": 36479, "TFSCORE_ETCD_PEER_PORT": 36480, "TFSCORE_APISERVER_PORT": 36543,
@@ -42,7 +42,7 @@ class ControlPlane:
 
     def __init__(self, tier: str, port_offset: int = 0, kubeconfig_var: str = "", build: bool = False,
                  cache: Path = CACHE) -> None:
-        extra = port_offset()
+        extra = env_port_offset()
         self.tier_cache = tier_dir(tier, cache)
         self.cache = cache
         self.ports = {k: v + port_offset + extra for k, v in BASE_PORTS.items()}

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from harness.common import CLUSTER, Unavailable
+from harness.common import CLUSTER, Unavailable, env_port_offset
 
 SCRIPT = CLUSTER / "kueue.sh"
 PORT_VARS = ("TFSCORE_KUEUE_WEBHOOK_PORT", "TFSCORE_KUEUE_HEALTH_PORT", "TFSCORE_KUEUE_METRICS_PORT")
@@ -33,7 +33,7 @@ TIER_PORTS = {"TFSCORE_KUEUE_WEBHOOK_PORT": 36743, "TFSCORE_KUEUE_HEALTH_PORT": 
 
 
 def tier_ports(port_offset: int = 0) -> dict[str, int]:
-    extra = port_offset()
+    extra = env_port_offset()
     return {k: v + port_offset + extra for k, v in TIER_PORTS.items()}
 
 
