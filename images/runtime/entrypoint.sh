@@ -30,6 +30,9 @@ executor() {
   while IFS= read -r name; do
     opts+=("${!name}")
   done < <(compgen -e | grep -E '^SPARK_JAVA_OPT_[0-9]+$' | sort -t _ -k 4,4n || true)
+  # The operator's k8s:// master, so that Spark reads spark.authenticate.secret.file here too (SecurityManager reads
+  # the file only under a k8s master; Spark refuses -Dspark.* in spark.executor.extraJavaOptions).
+  [[ -z "${TFSCORE_SPARK_MASTER:-}" ]] || opts+=("-Dspark.master=$TFSCORE_SPARK_MASTER")
 
   local classpath="${SPARK_CONF_DIR:-/opt/spark/conf}:${SPARK_HOME:?SPARK_HOME is not set}/jars/*"
   [[ -z "${SPARK_CLASSPATH:-}" ]] || classpath+=":$SPARK_CLASSPATH"

@@ -182,13 +182,16 @@ def task_gpu_amount(gpu: int, cores: int) -> str:
 
 # Spark's own endpoints closed and the driver kept to the calls its Role allows (each key is reserved: a spec's
 # sparkConf may not set it, tfscore.operator.scoringjob.policy).
+EXECUTOR_MASTER_ENV = "TFSCORE_SPARK_MASTER"  # the executor entrypoint's -Dspark.master
 SECURITY_PROPERTIES = {
     "spark.authenticate": "true",                    # RPC and block transfers need the job's secret …
     "spark.authenticate.secret.file": AUTH_SECRET_FILE,  # … read from the mounted Secret by driver and executors
     # Spark 4.3's executors read that file only when their own conf has a k8s:// spark.master (SecurityManager
-    # .secretKeyFromFile), which Spark never hands them: without this every executor dies with "A secret key must be
-    # specified via the spark.authenticate.secret config" before it can fetch the driver's properties.
-    "spark.executor.extraJavaOptions": f"-Dspark.master={SPARK_MASTER}",
+    # .secretKeyFromFile), which Spark never hands them: without it every executor dies with "A secret key must be
+    # specified via the spark.authenticate.secret config" before it can fetch the driver's properties. Spark refuses
+    # -Dspark.* in spark.executor.extraJavaOptions (INVALID_EXECUTOR_SPARK_OPTIONS), so the image's executor entrypoint
+    # passes this one to the JVM itself (images/runtime/entrypoint.sh).
+    f"spark.executorEnv.{EXECUTOR_MASTER_ENV}": SPARK_MASTER,
     "spark.network.crypto.enabled": "true",          # AES-based authentication and encryption of every RPC
     "spark.ui.killEnabled": "false",                 # the UI cannot kill jobs or stages
     "spark.kubernetes.executor.disableConfigMap": "true",  # no executor ConfigMap: the driver needs no configmaps

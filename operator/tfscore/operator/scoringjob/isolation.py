@@ -17,6 +17,7 @@ from tfscore.operator.scoringjob.builders import (
     AUTH_KEY,
     AUTH_VOLUME,
     CONFIG_VOLUME,
+    EXECUTOR_MASTER_ENV,
     GPU_PROPERTIES,
     LABEL_JOB,
     ROLE_CONFIG,
@@ -36,7 +37,7 @@ OPERATOR_VOLUMES = (*(name for name, _ in SCRATCH_VOLUMES), CONFIG_VOLUME, AUTH_
 OPERATOR_PATHS = (*(path for _, path in SCRATCH_VOLUMES), contract.SPEC_MOUNT, AUTH_DIR, SA_TOKEN_DIR,
                   contract.TERMINATION_LOG)
 OPERATOR_ENV = ("POD_NAME", "POD_NAMESPACE", "POD_IP", "HOME", SPEC_SHA256_ENV, "TF_NUM_INTRAOP_THREADS",
-                "TF_NUM_INTEROP_THREADS")
+                "TF_NUM_INTEROP_THREADS", EXECUTOR_MASTER_ENV)
 
 # Every key spark_properties may set (a unit test checks it against CPU and GPU jobs): reserved in spec.sparkConf.
 OPERATOR_SPARK_KEYS = (

@@ -272,7 +272,8 @@ def test_spark_endpoints_are_closed_and_the_driver_stays_in_its_role(minimal):
     p = props(minimal)
     assert (p["spark.authenticate"], p["spark.network.crypto.enabled"]) == ("true", "true")
     assert p["spark.authenticate.secret.file"] == "/etc/tfscore-auth/spark-auth-secret", "a file, never env or args"
-    assert p["spark.executor.extraJavaOptions"] == "-Dspark.master=k8s://https://kubernetes.default.svc:443", \
+    assert "spark.executor.extraJavaOptions" not in p  # Spark refuses -Dspark.* there (INVALID_EXECUTOR_SPARK_OPTIONS)
+    assert p["spark.executorEnv.TFSCORE_SPARK_MASTER"] == "k8s://https://kubernetes.default.svc:443", \
         "executors read the secret file only with a k8s:// master in their own conf"
     assert p["spark.ui.killEnabled"] == "false"
     assert p["spark.kubernetes.executor.disableConfigMap"] == "true", "the driver's Role has no configmaps"
