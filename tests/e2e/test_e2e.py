@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -237,9 +238,14 @@ def test_spark_endpoints_are_closed_to_everyone_but_the_job(jobs: Jobs, volume: 
         status = jobs.status(name)
         secret = json.loads(jobs("get", "secret", status["authSecret"], "-o", "json").stdout)
         key = base64.b64decode(secret["data"]["spark-auth-secret"])
-        outside = {port: spark_rpc(ip, port) for port in (7078, 7079)}
-        inside = spark_rpc(ip, 7078, key)
+        # While the driver still runs: the UI first (one request), then the three probes at once (each is a JVM
+        # compiling its source file: one after the other, a fast job can finish before the last).
         kill = ui_kill(ip)
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            probes = {port: pool.submit(spark_rpc, ip, port) for port in (7078, 7079)}
+            inside_probe = pool.submit(spark_rpc, ip, 7078, key)
+            outside = {port: f.result() for port, f in probes.items()}
+            inside = inside_probe.result()
         policy = json.loads(jobs("get", "networkpolicy", f"{name}-pods", "-o", "json").stdout)
         selected = {p["metadata"]["name"] for p in jobs.pods(f"tfscore.io/job={name}")}
         everyone = {p["metadata"]["name"]: p["metadata"].get("labels") or {}
