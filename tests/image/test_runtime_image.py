@@ -27,8 +27,8 @@ def test_doctor_passes_and_matches_the_manifest(runtime_image):
     report = json.loads(res.stdout)
     assert report["ok"] and report["error"] is None
     verdicts = {c["name"]: c["ok"] for c in report["checks"]}
-    assert verdicts == {"python": True, "glibc": True, "cpu": True, "tensorflow": True, "java": True, "spark": True,
-                        "gpu": None, "manifest": True}
+    assert verdicts == {"python": True, "glibc": True, "cpu": True, "tensorflow": True, "keras": True, "java": True,
+                        "spark": True, "gpu": None, "manifest": True}
     recorded = json.loads(run(runtime_image, "cat", MANIFEST).stdout)
     assert recorded["image"] == runtime_image  # the build labelled its own manifest
     assert recorded["glibc"] == "2.36" and recorded["tensorflow"] == "tensorflow-cpu 2.21.0"
