@@ -8,6 +8,7 @@ Every run scores the same rows of the volume (300,000 by default) and must produ
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import shutil
 import subprocess
@@ -188,6 +189,16 @@ def test_jobs_namespace_is_restricted(jobs: Jobs) -> None:
 PROBE = Path(__file__).with_name("SparkRpcProbe.java")
 
 
+@functools.cache
+def _probe_classes(jars: str) -> str:
+    """The probe compiled once (java's source-file mode compiles on every run: seconds each, while the job runs on)."""
+    javac = shutil.which("javac")
+    assert javac, "javac (a JDK) is needed for this check"
+    out = tempfile.mkdtemp(prefix="tfscore-probe-")
+    subprocess.run([javac, "-cp", jars, "-d", out, str(PROBE)], check=True, capture_output=True, timeout=300)
+    return out
+
+
 def spark_rpc(host: str, port: int, secret: bytes | None = None) -> str:
     """One RPC to a Spark endpoint from this host with Spark's own network client (the pinned pyspark jars):
     'RPC_LAYER: …' (nothing in the way) or 'AUTH_REQUIRED: …'. With `secret`: authenticated as the job's pods are."""
@@ -196,14 +207,15 @@ def spark_rpc(host: str, port: int, secret: bytes | None = None) -> str:
     java = shutil.which("java")
     assert java, "java (a JDK: the probe is a source file) is needed for this check"
     jars = str(Path(pyspark.__file__).parent / "jars" / "*")
+    classes = _probe_classes(jars)
     with tempfile.NamedTemporaryFile() as key:
         args = []
         if secret is not None:
             key.write(secret)
             key.flush()
             args = [key.name]
-        proc = subprocess.run([java, "-cp", jars, str(PROBE), host, str(port), *args], capture_output=True, text=True,
-                              timeout=180)
+        proc = subprocess.run([java, "-cp", f"{classes}:{jars}", PROBE.stem, host, str(port), *args],
+                              capture_output=True, text=True, timeout=180)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(("RPC_LAYER", "AUTH_REQUIRED"))]
     assert lines, f"probe failed ({proc.returncode}): {proc.stdout[-1500:]}{proc.stderr[-1500:]}"
     return lines[-1]
@@ -231,6 +243,9 @@ def test_spark_endpoints_are_closed_to_everyone_but_the_job(jobs: Jobs, volume: 
     ports, and Spark's authentication is what refuses it. The job itself still succeeds: the cut driver Role and the
     chart's admission policy allow every call Spark makes."""
     name = "e2e-endpoints"
+    import pyspark
+
+    _probe_classes(str(Path(pyspark.__file__).parent / "jars" / "*"))  # before the job starts: it is quick
     with timed("job: endpoints closed"):
         job = start_mid_run(jobs, volume, name)
         driver = jobs.driver_pods(name)[-1]
@@ -254,6 +269,7 @@ def test_spark_endpoints_are_closed_to_everyone_but_the_job(jobs: Jobs, volume: 
     check_done(jobs, job, status, volume, reference)
     for port, outcome in outside.items():
         assert outcome.startswith("AUTH_REQUIRED"), f"port {port} without the secret: {outcome}"
+        assert "Failed to connect" not in outcome, f"port {port} was not reached (the driver had ended?): {outcome}"
     assert inside.startswith("RPC_LAYER"), f"with the job's secret the handshake passes: {inside}"
     assert kill in (404, 405), f"the UI's kill endpoint answered {kill}"
     own = {"matchLabels": {"tfscore.io/job": name}}
