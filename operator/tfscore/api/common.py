@@ -99,7 +99,7 @@ def format_validation_error(exc: Exception, prefix: str = "") -> str:
 
 # Size bounds: the CRD's maxLength / maxItems / maxProperties, so the API server refuses an oversized spec at once and
 # CEL rules (the CRD's and the chart's admission policy) have bounded cost. Each is what a real job needs, many times
-# over; the operator also refuses a spec whose ConfigMap would pass builders.CONFIG_MAP_LIMIT.
+# over; the operator also refuses a spec whose ConfigMap would pass names.CONFIG_MAP_LIMIT.
 MAX_URI, MAX_NAME, MAX_VALUE, MAX_ITEMS = 2048, 256, 16384, 256
 Name = Annotated[str, Field(max_length=MAX_NAME)]
 Value = Annotated[str, Field(max_length=MAX_VALUE)]

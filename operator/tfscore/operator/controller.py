@@ -24,7 +24,7 @@ from typing import Any
 
 from tfscore.api.scoringjob import ScoringJob
 from tfscore.operator.objects import newer as _newer
-from tfscore.operator.scoringjob import builders, outputs
+from tfscore.operator.scoringjob import names, outputs
 from tfscore.operator.scoringjob.reconcile import Context, Outcome, reconcile
 from tfscore.operator.workqueue import WorkQueue
 
@@ -90,7 +90,7 @@ class Controller:
             self.enqueue(key)
 
     def _store_workload(self, event_type: str | None, body: Mapping[str, Any]) -> Key | None:
-        job = (body["metadata"].get("labels") or {}).get(builders.LABEL_JOB)
+        job = (body["metadata"].get("labels") or {}).get(names.LABEL_JOB)
         if not job:
             return None
         key, name = (body["metadata"]["namespace"], job), body["metadata"]["name"]
@@ -105,8 +105,8 @@ class Controller:
     def _store_pod(self, event_type: str | None, body: Mapping[str, Any]) -> Key | None:
         labels = body["metadata"].get("labels") or {}
         try:
-            key = (body["metadata"]["namespace"], labels[builders.LABEL_JOB])
-            attempt = int(labels[builders.LABEL_ATTEMPT])
+            key = (body["metadata"]["namespace"], labels[names.LABEL_JOB])
+            attempt = int(labels[names.LABEL_ATTEMPT])
         except (KeyError, ValueError):
             return None
         if event_type == "DELETED":
@@ -142,7 +142,7 @@ class Controller:
             self._executor, ctx.run, reconcile, self.ctx, body, pods, bound, self.clock(), workloads, holder)
         self.ctx.metrics.reconciles.labels("refresh" if outcome.refresh else "ok").inc()
         if resync is not None:
-            name = builders.driver_pod_name(key[1], resync)
+            name = names.driver_pod_name(key[1], resync)
             if not any(p["metadata"]["name"] == name for p in outcome.pods):
                 self.pods.get(key, {}).pop(resync, None)
         self._apply(key, body, outcome)

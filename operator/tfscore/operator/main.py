@@ -23,14 +23,14 @@ from tfscore.operator.controller import Controller
 from tfscore.operator.kube import Kube, api_client
 from tfscore.operator.kueue_api import KueueApi
 from tfscore.operator.metrics import Metrics
-from tfscore.operator.scoringjob import builders, queueing
+from tfscore.operator.scoringjob import names, queueing
 from tfscore.operator.scoringjob.lifecycle import Event
 from tfscore.operator.scoringjob.reconcile import Context, PostEvent
 from tfscore.operator.scoringschedule import setup as schedules
 
 log = logging.getLogger("tfscore.operator")
 COMPONENT = "tfscore-operator"
-DRIVER_PODS = {builders.LABEL_ROLE: builders.ROLE_DRIVER, builders.LABEL_ATTEMPT: kopf.PRESENT}
+DRIVER_PODS = {names.LABEL_ROLE: names.ROLE_DRIVER, names.LABEL_ATTEMPT: kopf.PRESENT}
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -58,7 +58,7 @@ def _event_poster(kube: Kube, executor: ThreadPoolExecutor) -> PostEvent:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     config: OperatorConfig = memo.config
     settings.posting.level = logging.WARNING  # kopf's own k8s events: problems only
-    settings.watching.label_selectors["v1", "pods"] = f"{builders.LABEL_ROLE}={builders.ROLE_DRIVER}"
+    settings.watching.label_selectors["v1", "pods"] = f"{names.LABEL_ROLE}={names.ROLE_DRIVER}"
     settings.networking.request_timeout = 60
     settings.persistence.diffbase_storage = NoDiffBase()
     api = api_client(config.workers + config.schedule_workers + 4)  # both kinds' workers, events, the clock probe
@@ -71,7 +71,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.schedules = schedules.controller(api, config, metrics.registry, post_event)
     controller.hold = memo.schedules.admission_hold
     if config.kueue:  # only tfscore's Workloads, filtered by the API server
-        settings.watching.label_selectors[queueing.GROUP, queueing.WORKLOADS] = builders.LABEL_JOB
+        settings.watching.label_selectors[queueing.GROUP, queueing.WORKLOADS] = names.LABEL_JOB
         if not controller.ctx.kueue.served():
             # kopf notices CRDs created later, but only if discovery already lists them at the CRD's last event: a
             # Kueue installed after the operator may go unwatched (admissions unseen) until the operator restarts.
@@ -139,7 +139,7 @@ def run_operator(namespaces: list[str], liveness: str, metrics_port: int, standa
     config = OperatorConfig.from_env()
     if config.kueue:
         kopf.on.event(queueing.GROUP, queueing.VERSION, queueing.WORKLOADS,
-                      labels={builders.LABEL_JOB: kopf.PRESENT})(workload_event)
+                      labels={names.LABEL_JOB: kopf.PRESENT})(workload_event)
     kopf.configure(verbose=False)
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not a line per watch event
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # not a line per liveness probe

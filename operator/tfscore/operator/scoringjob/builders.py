@@ -1,14 +1,12 @@
 """Pure builders: a validated ScoringJob (+ operator config) → the Kubernetes objects and Spark configuration it runs as.
 
 No I/O, no clock, no Kubernetes client: every function returns plain dicts/strings, so each spec field's destination is
-unit-tested directly. Children get deterministic names and a controller ownerReference to the ScoringJob, so creating
-them is idempotent (409 = already there) and deleting the ScoringJob garbage-collects everything.
+unit-tested directly. The children's names, labels and owner references come from names.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -19,103 +17,13 @@ from tfscore.api import common, contract, properties, scoringjob
 from tfscore.api.common import memory_mib
 from tfscore.api.scoringjob import ScoringJob, ScoringJobSpec
 from tfscore.operator.config import OperatorConfig
-
-# ---------------------------------------------------------------- names and labels
-
-LABEL_JOB = f"{common.GROUP}/job"
-LABEL_ROLE = f"{common.GROUP}/role"
-LABEL_ATTEMPT = f"{common.GROUP}/attempt"
-ROLE_DRIVER = "driver"
-ROLE_EXECUTOR = "executor"
-ROLE_CONFIG = "config"
-MANAGED_BY = "tfscore-operator"
-
-DRIVER_CONTAINER = "driver"
-EXECUTOR_CONTAINER = "executor"
-DRIVER_PORT = 7078
-BLOCK_MANAGER_PORT = 7079
-UI_PORT = 4040
-SPARK_MASTER = "k8s://https://kubernetes.default.svc:443"
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_VENDOR = "nvidia.com"
-GPU_DISCOVERY_SCRIPT = "/opt/tfscore/bin/gpu-discovery.sh"
-
-# Writable places on a read-only root filesystem (emptyDirs in driver and executor pods).
-TMP_DIR = "/tmp"
-LOCAL_DIR = "/var/data/spark-local"  # Spark reuses a template volume named spark-local-dir-1 mounted here
-HOME_DIR = "/home/tfscore"
-SCRATCH_VOLUMES = (("tmp", TMP_DIR), ("spark-local-dir-1", LOCAL_DIR), ("home", HOME_DIR))
-CONFIG_VOLUME = "tfscore-spec"
-AUTH_VOLUME = "tfscore-auth"
-AUTH_DIR = "/etc/tfscore-auth"
-AUTH_KEY = "spark-auth-secret"
-AUTH_SECRET_FILE = f"{AUTH_DIR}/{AUTH_KEY}"
-SA_TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-SPEC_SHA256_ENV = "TFSCORE_SPEC_SHA256"  # the driver's attempt data, for the runtime to verify its mounted files
-CONFIG_MAP_LIMIT = 900 * 1024  # bytes of ConfigMap data; the API server's limit is 1 MiB for the whole object
-
+from tfscore.operator.scoringjob import names
 
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml when present: same YAML, ~10x faster
 
 # Container args, not command: the image's entrypoint (tini) stays PID 1, forwards SIGTERM to `tfscore run` and reaps Spark's
 # Python workers. As PID 1 itself, Python ignored SIGTERM: a deleted driver pod ran on for its whole grace period.
 DRIVER_ARGS = ["tfscore", "run", "--spec", contract.SPEC_FILE, "--spark-properties", contract.SPARK_PROPERTIES_FILE]
-
-
-def _dns_label(base: str, suffix: str, limit: int = 63) -> str:
-    """`<base>-<suffix>` if it is a DNS-1035 label within `limit`; else a shortened, hashed, still-deterministic one."""
-    name = f"{base}-{suffix}"
-    if len(name) <= limit and name[0].isalpha():
-        return name
-    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
-    keep = limit - len(suffix) - len(digest) - 4  # "j-" prefix + two dashes
-    return f"j-{base[:keep].rstrip('-')}-{digest}-{suffix}"
-
-
-def config_map_name(job: str, attempt: int) -> str:
-    """One immutable ConfigMap per attempt: nobody can edit what a running attempt reads."""
-    return f"{job}-spec-{attempt}"
-
-
-def auth_secret_prefix(job: str) -> str:
-    """generateName of the job's Spark authentication Secret: the API server picks a name nobody could pre-create."""
-    return f"{job}-auth-"
-
-
-def service_name(job: str) -> str:
-    """The driver's headless Service (a DNS-1035 label: starts with a letter, ≤ 63 characters)."""
-    return _dns_label(job, "driver")
-
-
-def driver_pod_name(job: str, attempt: int) -> str:
-    return f"{job}-driver-{attempt}"
-
-
-def executor_prefix(job: str, attempt: int) -> str:
-    """spark.kubernetes.executor.podNamePrefix: Spark requires a DNS label of at most 47 characters."""
-    return _dns_label(job, f"a{attempt}", limit=47)
-
-
-def labels(job: str, role: str) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": "tfscore",
-        "app.kubernetes.io/instance": job,
-        "app.kubernetes.io/component": role,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-        LABEL_JOB: job,
-        LABEL_ROLE: role,
-    }
-
-
-def owner_reference(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Controller reference to the ScoringJob: garbage collection deletes the child with it."""
-    meta = body["metadata"]
-    return {"apiVersion": common.API_VERSION, "kind": scoringjob.KIND, "name": meta["name"], "uid": meta["uid"],
-            "controller": True, "blockOwnerDeletion": True}
-
-
-def _metadata(name: str, namespace: str, job: str, role: str, owner: Mapping[str, Any]) -> dict[str, Any]:
-    return {"name": name, "namespace": namespace, "labels": labels(job, role), "ownerReferences": [dict(owner)]}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,13 +93,13 @@ def task_gpu_amount(gpu: int, cores: int) -> str:
 EXECUTOR_MASTER_ENV = "TFSCORE_SPARK_MASTER"  # the executor entrypoint's -Dspark.master
 SECURITY_PROPERTIES = {
     "spark.authenticate": "true",                    # RPC and block transfers need the job's secret …
-    "spark.authenticate.secret.file": AUTH_SECRET_FILE,  # … read from the mounted Secret by driver and executors
+    "spark.authenticate.secret.file": names.AUTH_SECRET_FILE,  # … read from the mounted Secret by driver and executors
     # Spark 4.3's executors read that file only when their own conf has a k8s:// spark.master (SecurityManager
     # .secretKeyFromFile), which Spark never hands them: without it every executor dies with "A secret key must be
     # specified via the spark.authenticate.secret config" before it can fetch the driver's properties. Spark refuses
     # -Dspark.* in spark.executor.extraJavaOptions (INVALID_EXECUTOR_SPARK_OPTIONS), so the image's executor entrypoint
     # passes this one to the JVM itself (images/runtime/entrypoint.sh).
-    f"spark.executorEnv.{EXECUTOR_MASTER_ENV}": SPARK_MASTER,
+    f"spark.executorEnv.{EXECUTOR_MASTER_ENV}": names.SPARK_MASTER,
     "spark.network.crypto.enabled": "true",          # AES-based authentication and encryption of every RPC
     "spark.ui.killEnabled": "false",                 # the UI cannot kill jobs or stages
     "spark.kubernetes.executor.disableConfigMap": "true",  # no executor ConfigMap: the driver needs no configmaps
@@ -211,23 +119,23 @@ def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str,
     ex = spec.executor
     props = {
         "spark.app.name": name,
-        "spark.master": SPARK_MASTER,
+        "spark.master": names.SPARK_MASTER,
         "spark.submit.deployMode": "client",
         "spark.kubernetes.namespace": namespace,
-        "spark.driver.host": f"{service_name(name)}.{namespace}.svc",
-        "spark.driver.port": str(DRIVER_PORT),
-        "spark.driver.blockManager.port": str(BLOCK_MANAGER_PORT),
+        "spark.driver.host": f"{names.service_name(name)}.{namespace}.svc",
+        "spark.driver.port": str(names.DRIVER_PORT),
+        "spark.driver.blockManager.port": str(names.BLOCK_MANAGER_PORT),
         "spark.driver.bindAddress": "0.0.0.0",
-        "spark.ui.port": str(UI_PORT),
+        "spark.ui.port": str(names.UI_PORT),
         "spark.driver.cores": str(spec.driver.cores),
         "spark.driver.memory": f"{memory_mib(spec.driver.memory)}m",
-        "spark.local.dir": LOCAL_DIR,
-        "spark.kubernetes.driver.pod.name": driver_pod_name(name, attempt),
+        "spark.local.dir": names.LOCAL_DIR,
+        "spark.kubernetes.driver.pod.name": names.driver_pod_name(name, attempt),
         "spark.kubernetes.container.image": image,
         "spark.kubernetes.container.image.pullPolicy": pull_policy,  # Spark overrides the template's with this
         "spark.kubernetes.executor.podTemplateFile": contract.EXECUTOR_TEMPLATE_FILE,
-        "spark.kubernetes.executor.podTemplateContainerName": EXECUTOR_CONTAINER,
-        "spark.kubernetes.executor.podNamePrefix": executor_prefix(name, attempt),
+        "spark.kubernetes.executor.podTemplateContainerName": names.EXECUTOR_CONTAINER,
+        "spark.kubernetes.executor.podNamePrefix": names.executor_prefix(name, attempt),
         "spark.kubernetes.executor.deleteOnTermination": "true",
         "spark.executor.instances": str(ex.instances),
         "spark.executor.cores": str(ex.cores),
@@ -239,7 +147,7 @@ def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str,
     }
     props.update(SECURITY_PROPERTIES)
     if ex.gpu > 0:
-        props.update(zip(GPU_PROPERTIES, (str(ex.gpu), GPU_VENDOR, GPU_DISCOVERY_SCRIPT,
+        props.update(zip(GPU_PROPERTIES, (str(ex.gpu), names.GPU_VENDOR, names.GPU_DISCOVERY_SCRIPT,
                                           task_gpu_amount(ex.gpu, ex.cores)), strict=True))
     for key, value in spec.spark_conf.items():  # the user's word is last, also in the file
         props.pop(key, None)
@@ -264,27 +172,27 @@ def container_security_context(config: OperatorConfig) -> dict[str, Any]:
 
 
 def _scratch_volumes(auth_secret: str | None) -> list[dict[str, Any]]:
-    volumes = [{"name": name, "emptyDir": {}} for name, _ in SCRATCH_VOLUMES]
+    volumes = [{"name": name, "emptyDir": {}} for name, _ in names.SCRATCH_VOLUMES]
     if auth_secret:  # a file, never env or args: Spark reads it (spark.authenticate.secret.file)
-        volumes.append({"name": AUTH_VOLUME, "secret": {"secretName": auth_secret, "defaultMode": 0o440}})
+        volumes.append({"name": names.AUTH_VOLUME, "secret": {"secretName": auth_secret, "defaultMode": 0o440}})
     return volumes
 
 
 def _scratch_mounts(auth_secret: str | None) -> list[dict[str, Any]]:
-    mounts = [{"name": name, "mountPath": path} for name, path in SCRATCH_VOLUMES]
+    mounts = [{"name": name, "mountPath": path} for name, path in names.SCRATCH_VOLUMES]
     if auth_secret:
-        mounts.append({"name": AUTH_VOLUME, "mountPath": AUTH_DIR, "readOnly": True})
+        mounts.append({"name": names.AUTH_VOLUME, "mountPath": names.AUTH_DIR, "readOnly": True})
     return mounts
 
 
 def _base_env() -> list[dict[str, Any]]:
-    return [{"name": "HOME", "value": HOME_DIR}]
+    return [{"name": "HOME", "value": names.HOME_DIR}]
 
 
 def _tolerations(spec: ScoringJobSpec, gpu: bool) -> list[dict[str, Any]]:
     tolerations = [dict(t) for t in spec.tolerations]
-    if gpu and not any(t.get("key") == GPU_RESOURCE for t in tolerations):
-        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    if gpu and not any(t.get("key") == names.GPU_RESOURCE for t in tolerations):
+        tolerations.append({"key": names.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
     return tolerations
 
 
@@ -328,14 +236,14 @@ def executor_pod_template(job: ScoringJob, config: OperatorConfig, image: str,
     """The executor pod template Spark starts executors from (Spark adds cpu/memory, ports and its own env)."""
     spec, name = job.spec, job.metadata.name
     gpu = spec.executor.gpu
-    container = _container_common(spec, config, EXECUTOR_CONTAINER, image, extra_env=[], extra_mounts=[],
+    container = _container_common(spec, config, names.EXECUTOR_CONTAINER, image, extra_env=[], extra_mounts=[],
                                   auth_secret=auth_secret)
     if gpu > 0:
-        container["resources"] = {"limits": {GPU_RESOURCE: str(gpu)}}
+        container["resources"] = {"limits": {names.GPU_RESOURCE: str(gpu)}}
     pod_spec = _pod_spec_common(spec, config, gpu=gpu > 0, extra_volumes=[], auth_secret=auth_secret)
     pod_spec["automountServiceAccountToken"] = False  # executors never call the Kubernetes API
     pod_spec["containers"] = [container]
-    metadata: dict[str, Any] = {"labels": labels(name, ROLE_EXECUTOR)}
+    metadata: dict[str, Any] = {"labels": names.labels(name, names.ROLE_EXECUTOR)}
     _place(metadata, pod_spec, placement)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
@@ -355,8 +263,8 @@ def config_map(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": _metadata(config_map_name(job.metadata.name, attempt), namespace, job.metadata.name, ROLE_CONFIG,
-                              owner_reference(body)),
+        "metadata": names.metadata(names.config_map_name(job.metadata.name, attempt), namespace, job.metadata.name,
+                                   names.ROLE_CONFIG, names.owner_reference(body)),
         "immutable": True,
         "data": {
             contract.SPEC_KEY: job_json(job, meta["uid"], config),
@@ -380,16 +288,16 @@ def driver_service(job: ScoringJob, body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(service_name(name), namespace, name, ROLE_DRIVER, owner_reference(body)),
+        "metadata": names.metadata(names.service_name(name), namespace, name, names.ROLE_DRIVER, names.owner_reference(body)),
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,  # executors resolve the driver before any readiness
-            "selector": {LABEL_JOB: name, LABEL_ROLE: ROLE_DRIVER},
+            "selector": {names.LABEL_JOB: name, names.LABEL_ROLE: names.ROLE_DRIVER},
             "ports": [
-                {"name": "driver-rpc", "port": DRIVER_PORT, "targetPort": DRIVER_PORT, "protocol": "TCP"},
-                {"name": "blockmanager", "port": BLOCK_MANAGER_PORT, "targetPort": BLOCK_MANAGER_PORT,
+                {"name": "driver-rpc", "port": names.DRIVER_PORT, "targetPort": names.DRIVER_PORT, "protocol": "TCP"},
+                {"name": "blockmanager", "port": names.BLOCK_MANAGER_PORT, "targetPort": names.BLOCK_MANAGER_PORT,
                  "protocol": "TCP"},
-                {"name": "spark-ui", "port": UI_PORT, "targetPort": UI_PORT, "protocol": "TCP"},
+                {"name": "spark-ui", "port": names.UI_PORT, "targetPort": names.UI_PORT, "protocol": "TCP"},
             ],
         },
     }
@@ -414,22 +322,22 @@ def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
                           ("POD_IP", "status.podIP"))
     ]
     if spec_sha256:
-        downward.append({"name": SPEC_SHA256_ENV, "value": spec_sha256})
+        downward.append({"name": names.SPEC_SHA256_ENV, "value": spec_sha256})
     container = _container_common(
-        spec, config, DRIVER_CONTAINER, image, extra_env=downward,
-        extra_mounts=[{"name": CONFIG_VOLUME, "mountPath": contract.SPEC_MOUNT, "readOnly": True}],
+        spec, config, names.DRIVER_CONTAINER, image, extra_env=downward,
+        extra_mounts=[{"name": names.CONFIG_VOLUME, "mountPath": contract.SPEC_MOUNT, "readOnly": True}],
         auth_secret=auth_secret,
     )
     container.update({
         "args": list(DRIVER_ARGS),
-        "ports": [{"name": "driver-rpc", "containerPort": DRIVER_PORT, "protocol": "TCP"},
-                  {"name": "blockmanager", "containerPort": BLOCK_MANAGER_PORT, "protocol": "TCP"},
-                  {"name": "spark-ui", "containerPort": UI_PORT, "protocol": "TCP"}],
+        "ports": [{"name": "driver-rpc", "containerPort": names.DRIVER_PORT, "protocol": "TCP"},
+                  {"name": "blockmanager", "containerPort": names.BLOCK_MANAGER_PORT, "protocol": "TCP"},
+                  {"name": "spark-ui", "containerPort": names.UI_PORT, "protocol": "TCP"}],
         "resources": _resources(spec.driver),
         "terminationMessagePath": contract.TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     })
-    config_volume = {"name": CONFIG_VOLUME, "configMap": {"name": config_map_name(name, attempt)}}
+    config_volume = {"name": names.CONFIG_VOLUME, "configMap": {"name": names.config_map_name(name, attempt)}}
     pod_spec = _pod_spec_common(spec, config, gpu=False, extra_volumes=[config_volume], auth_secret=auth_secret)
     pod_spec.update({
         "serviceAccountName": spec.service_account_name or config.driver_service_account,
@@ -438,7 +346,8 @@ def driver_pod(job: ScoringJob, body: Mapping[str, Any], config: OperatorConfig,
     })
     if deadline_seconds is not None:
         pod_spec["activeDeadlineSeconds"] = max(1, int(deadline_seconds))  # the kubelet enforces it too
-    metadata = _metadata(driver_pod_name(name, attempt), namespace, name, ROLE_DRIVER, owner_reference(body))
-    metadata["labels"][LABEL_ATTEMPT] = str(attempt)
+    metadata = names.metadata(names.driver_pod_name(name, attempt), namespace, name, names.ROLE_DRIVER,
+                              names.owner_reference(body))
+    metadata["labels"][names.LABEL_ATTEMPT] = str(attempt)
     _place(metadata, pod_spec, placement)
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}

@@ -1,5 +1,5 @@
 """Pure builders of what keeps one ScoringJob from another: its Spark authentication Secret, its NetworkPolicy, and the
-digests and sizes the operator checks (the pods and properties that use them are built in builders.py).
+digests and sizes the operator checks (the pods and properties that use them are built in builders.py, their names in names.py).
 """
 
 from __future__ import annotations
@@ -12,23 +12,21 @@ from typing import Any
 
 from tfscore.api import contract
 from tfscore.api.scoringjob import ScoringJob
-from tfscore.operator.scoringjob.builders import (
+from tfscore.operator.scoringjob.builders import EXECUTOR_MASTER_ENV, GPU_PROPERTIES, SECURITY_PROPERTIES
+from tfscore.operator.scoringjob.names import (
     AUTH_DIR,
     AUTH_KEY,
     AUTH_VOLUME,
     CONFIG_VOLUME,
-    EXECUTOR_MASTER_ENV,
-    GPU_PROPERTIES,
     LABEL_JOB,
     ROLE_CONFIG,
     ROLE_DRIVER,
     SA_TOKEN_DIR,
     SCRATCH_VOLUMES,
-    SECURITY_PROPERTIES,
     SPEC_SHA256_ENV,
-    _dns_label,
-    _metadata,
     auth_secret_prefix,
+    dns_label,
+    metadata,
     owner_reference,
 )
 
@@ -70,7 +68,7 @@ def config_map_size(cm: Mapping[str, Any]) -> int:
 
 def auth_secret(job: ScoringJob, body: Mapping[str, Any], key: bytes) -> dict[str, Any]:
     """The job's Spark authentication secret (random `key` from the caller: builders stay pure), owned by the job."""
-    meta = _metadata("", body["metadata"]["namespace"], job.metadata.name, ROLE_CONFIG, owner_reference(body))
+    meta = metadata("", body["metadata"]["namespace"], job.metadata.name, ROLE_CONFIG, owner_reference(body))
     del meta["name"]
     meta["generateName"] = auth_secret_prefix(job.metadata.name)
     return {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "type": "Opaque", "immutable": True,
@@ -78,7 +76,7 @@ def auth_secret(job: ScoringJob, body: Mapping[str, Any], key: bytes) -> dict[st
 
 
 def network_policy_name(job: str) -> str:
-    return _dns_label(job, "pods")
+    return dns_label(job, "pods")
 
 
 def network_policy(job: ScoringJob, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,7 +88,7 @@ def network_policy(job: ScoringJob, body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": _metadata(network_policy_name(name), body["metadata"]["namespace"], name, ROLE_DRIVER,
+        "metadata": metadata(network_policy_name(name), body["metadata"]["namespace"], name, ROLE_DRIVER,
                               owner_reference(body)),
         "spec": {"podSelector": own, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": own}]}]},
     }

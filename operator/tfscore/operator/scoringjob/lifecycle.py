@@ -40,7 +40,7 @@ from typing import Any
 from tfscore.api.contract import Progress
 from tfscore.api.scoringjob import Phase, ScoringJobSpec, ScoringJobStatus, model_entries
 from tfscore.operator.objects import condition, set_condition
-from tfscore.operator.scoringjob import builders, drift, outputs, queueing
+from tfscore.operator.scoringjob import drift, names, outputs, queueing
 from tfscore.operator.scoringjob.driver_pod import PodView, observe_pod
 from tfscore.operator.scoringjob.queueing import QueueView
 
@@ -128,7 +128,7 @@ def decide(status: ScoringJobStatus, obs: Observed, now: datetime,
 
     latest = max((a for a, p in obs.pods.items() if p is not None), default=0)
     if latest > st.attempts:  # a pod created just before a crash, or by a status write that was lost: adopt it
-        st.attempts, st.driver_pod, st.next_attempt_time = latest, builders.driver_pod_name(obs.name, latest), None
+        st.attempts, st.driver_pod, st.next_attempt_time = latest, names.driver_pod_name(obs.name, latest), None
         st.start_time = st.start_time or now
     attempt = st.attempts
     view = observe_pod(obs.pods.get(attempt)) if attempt else None
@@ -249,7 +249,7 @@ def _start(d: Decision, obs: Observed, now: datetime, attempt: int, spec: Scorin
            event: Callable[[str, str, str], None]) -> None:
     st = d.status
     st.attempts, st.next_attempt_time = attempt, None
-    st.driver_pod = builders.driver_pod_name(obs.name, attempt)
+    st.driver_pod = names.driver_pod_name(obs.name, attempt)
     st.start_time = st.start_time or now
     st.completion_time = None
     st.phase = Phase.pending

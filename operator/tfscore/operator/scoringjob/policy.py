@@ -20,9 +20,9 @@ from tfscore.api import uris
 from tfscore.api.scoringjob import ScoringJob, ScoringJobSpec
 from tfscore.api.scoringpolicy import ScoringPolicySpec
 from tfscore.operator.config import OperatorConfig
-from tfscore.operator.scoringjob import builders, isolation
+from tfscore.operator.scoringjob import builders, isolation, names
 
-GPU_TAINT = builders.GPU_RESOURCE
+GPU_TAINT = names.GPU_RESOURCE
 MAX_REFERENCES = 8  # Secrets/ConfigMaps/claims a job may name: one authorizer check each (~350k of CEL's 1M per call)
 TOKEN_VOLUME = "projected.serviceAccountToken"
 
@@ -300,10 +300,10 @@ def admit(job: ScoringJob, body: Mapping[str, Any], policy: ScoringPolicySpec, c
     the job would run from (the spec about three times over: job.json, spark.properties, the executor template),
     measured on the builders' real output. One line per problem, or None."""
     found = violations(job.spec, policy)
-    placeholder = builders.auth_secret_prefix(job.metadata.name) + "xxxxx"  # generateName adds five characters
+    placeholder = names.auth_secret_prefix(job.metadata.name) + "xxxxx"  # generateName adds five characters
     size = isolation.config_map_size(builders.config_map(job, body, config, 1, placeholder))
-    if size > builders.CONFIG_MAP_LIMIT:
-        found.append(f"spec: the job's ConfigMap would be {size // 1024} KiB, over the {builders.CONFIG_MAP_LIMIT // 1024}"
+    if size > names.CONFIG_MAP_LIMIT:
+        found.append(f"spec: the job's ConfigMap would be {size // 1024} KiB, over the {names.CONFIG_MAP_LIMIT // 1024}"
                      " KiB limit (it holds the spec about three times): shrink spec.sparkConf, spec.env, spec.volumes "
                      "or the input/output options")
     return "\n".join(found) or None

@@ -26,7 +26,7 @@ from tfscore.api import common
 from tfscore.api.common import memory_mib
 from tfscore.api.scoringjob import Phase, ScoringJob
 from tfscore.operator.config import OperatorConfig
-from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob import builders, names
 
 GROUP = "kueue.x-k8s.io"
 VERSION = "v1beta2"
@@ -37,7 +37,7 @@ JOB_UID_LABEL = f"{GROUP}/job-uid"        # Kueue quotes it in preemption messag
 PODSET_LABEL = f"{GROUP}/podset"          # on the pods, as Kueue's jobframework labels them (informational)
 SPEC_HASH = f"{common.GROUP}/workload-spec"  # annotation: the hash of what the pod sets were built from
 FIELD_MANAGER = "tfscore-operator"
-DRIVER, EXECUTOR = builders.ROLE_DRIVER, builders.ROLE_EXECUTOR
+DRIVER, EXECUTOR = names.ROLE_DRIVER, names.ROLE_EXECUTOR
 PRIORITY_CLASS_REF = {"group": "scheduling.k8s.io", "kind": "PriorityClass"}
 
 State = Literal["absent", "pending", "admitted", "evicted", "finished"]
@@ -75,7 +75,7 @@ def executor_resources(props: Mapping[str, str]) -> dict[str, Any]:
         limits["cpu"] = props["spark.kubernetes.executor.limit.cores"]
     gpu = props.get("spark.executor.resource.gpu.amount")
     if gpu and gpu != "0":
-        vendor = props.get("spark.executor.resource.gpu.vendor", builders.GPU_VENDOR)
+        vendor = props.get("spark.executor.resource.gpu.vendor", names.GPU_VENDOR)
         requests[f"{vendor}/gpu"] = limits[f"{vendor}/gpu"] = gpu  # extended resources: request = limit
     return {"requests": requests, "limits": limits}
 
@@ -124,9 +124,9 @@ def build_workload(job: ScoringJob, body: Mapping[str, Any], config: OperatorCon
         "metadata": {
             "name": workload_name(meta["name"], meta["uid"]),
             "namespace": meta["namespace"],
-            "labels": {**builders.labels(meta["name"], "workload"), QUEUE_LABEL: queue, JOB_UID_LABEL: meta["uid"]},
+            "labels": {**names.labels(meta["name"], "workload"), QUEUE_LABEL: queue, JOB_UID_LABEL: meta["uid"]},
             "annotations": {SPEC_HASH: spec_hash(queue, sets, job.spec.priority_class_name)},
-            "ownerReferences": [builders.owner_reference(body)],
+            "ownerReferences": [names.owner_reference(body)],
         },
         "spec": spec,
     }

@@ -26,7 +26,7 @@ from tfscore.operator.config import OperatorConfig
 from tfscore.operator.kube import Conflict, Kube, Rejected
 from tfscore.operator.metrics import Metrics
 from tfscore.operator.objects import merge_patch, owned_by, parse_time
-from tfscore.operator.scoringjob import builders, isolation, policy, queued
+from tfscore.operator.scoringjob import builders, isolation, names, policy, queued
 from tfscore.operator.scoringjob.lifecycle import FINISHED, Decision, Event, Observed, create_rejected, decide
 
 log = logging.getLogger("tfscore.operator")
@@ -118,7 +118,7 @@ def scoring_policy(ctx: Context, ns: str) -> ScoringPolicySpec | str:
 def _read_bound(kube: Kube, ns: str, name: str, uid: str, status: ScoringJobStatus) -> tuple[ScoringJob | None, str]:
     """The spec the run is bound to, from the latest attempt's ConfigMap; (None, why) when its job.json is not the one
     status.specHash recorded (someone replaced the ConfigMap), (None, "") when there is none to read."""
-    cm = kube.get("ConfigMap", ns, builders.config_map_name(name, max(1, status.attempts)))
+    cm = kube.get("ConfigMap", ns, names.config_map_name(name, max(1, status.attempts)))
     if cm is None or not owned_by(cm, uid):
         return None, ""
     text = (cm.get("data") or {}).get(contract.SPEC_KEY)
@@ -145,7 +145,7 @@ def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: D
     existing, created = ctx.kube.create(isolation.network_policy(job, body))
     if not created:
         _check_owner(existing, uid, name)
-    executors = placement.get(builders.ROLE_EXECUTOR)
+    executors = placement.get(names.ROLE_EXECUTOR)
     cm = builders.config_map(job, body, ctx.config, attempt, st.auth_secret, executors)
     existing, created = ctx.kube.create(cm)
     if not created:
@@ -169,7 +169,7 @@ def _create_attempt(ctx: Context, body: Mapping[str, Any], job: ScoringJob, d: D
     pod, created = ctx.kube.create(builders.driver_pod(job, body, ctx.config, attempt, deadline_seconds=deadline,
                                                        auth_secret=st.auth_secret,
                                                        spec_sha256=isolation.data_sha256(cm),
-                                                       placement=placement.get(builders.ROLE_DRIVER)))
+                                                       placement=placement.get(names.ROLE_DRIVER)))
     st.driver_pod_uid = pod["metadata"]["uid"]
     if not created:
         _check_owner(pod, uid, name)
@@ -188,7 +188,7 @@ def _auth_secret_of(cm: Mapping[str, Any]) -> str | None:
     except (yaml.YAMLError, KeyError, TypeError):
         return None
     return next((v["secret"].get("secretName") for v in volumes
-                 if v.get("name") == builders.AUTH_VOLUME and isinstance(v.get("secret"), dict)), None)
+                 if v.get("name") == names.AUTH_VOLUME and isinstance(v.get("secret"), dict)), None)
 
 
 def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[str, Any] | None],
@@ -224,7 +224,7 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
     out.bound = bound
 
     if status.attempts and status.attempts not in pods:  # not in the cache: ask the API server before judging
-        found_pod = ctx.kube.get("Pod", ns, builders.driver_pod_name(name, status.attempts))
+        found_pod = ctx.kube.get("Pod", ns, names.driver_pod_name(name, status.attempts))
         pods[status.attempts] = found_pod if found_pod is not None and owned_by(found_pod, uid) else None
         if pods[status.attempts] is not None:
             out.pods.append(pods[status.attempts])  # type: ignore[arg-type]
@@ -261,7 +261,7 @@ def reconcile(ctx: Context, body: Mapping[str, Any], pods: Mapping[int, Mapping[
         kept = status.model_copy(update={"auth_secret": d.status.auth_secret})  # the Secret made before the refusal
         d = create_rejected(kept, bound.spec if bound else live.spec, str(exc), now)  # type: ignore[union-attr]
     for attempt in d.delete_pods:
-        pod_name = builders.driver_pod_name(name, attempt)
+        pod_name = names.driver_pod_name(name, attempt)
         ctx.kube.delete_pod(ns, pod_name)
         out.deleted_pods.append(pod_name)
     synced = queued.sync(ctx, body, bound, d, queue, workload, pods, suspend, now)

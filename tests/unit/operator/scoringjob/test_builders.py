@@ -11,7 +11,7 @@ import yaml
 from tfscore.api import common, properties, scoringjob
 from tfscore.api.scoringjob import ScoringJob
 from tfscore.operator.config import OperatorConfig
-from tfscore.operator.scoringjob import builders
+from tfscore.operator.scoringjob import builders, names
 
 CONFIG = OperatorConfig(runtime_image="reg/tfscore/runtime@sha256:" + "a" * 64,
                         runtime_image_gpu="reg/tfscore/runtime-gpu@sha256:" + "b" * 64)
@@ -138,8 +138,8 @@ def test_driver_pod_shape(full):
     pod = driver(full, attempt=3)
     meta, spec, c = pod["metadata"], pod["spec"], container(pod)
     assert meta["name"] == "risk-driver-3" and meta["namespace"] == "scoring"
-    assert meta["labels"][builders.LABEL_JOB] == "risk" and meta["labels"][builders.LABEL_ATTEMPT] == "3"
-    assert meta["labels"][builders.LABEL_ROLE] == "driver"
+    assert meta["labels"][names.LABEL_JOB] == "risk" and meta["labels"][names.LABEL_ATTEMPT] == "3"
+    assert meta["labels"][names.LABEL_ROLE] == "driver"
     assert meta["ownerReferences"] == [{"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "name": "risk",
                                         "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}]
     assert spec["restartPolicy"] == "Never"
@@ -215,13 +215,13 @@ def test_scheduling_env_and_volumes_reach_driver_and_executors(full, pod_of):
 def test_a_placement_adds_node_labels_tolerations_and_labels_never_replacing_tfscores(full, minimal):
     flavor = {"key": "tfscore.io/dedicated", "operator": "Equal", "value": "scoring", "effect": "NoSchedule"}
     place = builders.Placement(node_selector={"tfscore.io/pool": "a"}, tolerations=(flavor,),
-                               labels={"kueue.x-k8s.io/podset": "driver", builders.LABEL_JOB: "other"},
+                               labels={"kueue.x-k8s.io/podset": "driver", names.LABEL_JOB: "other"},
                                annotations={"example.com/x": "1"})
     pod = driver(full, placement=place)
     assert pod["spec"]["nodeSelector"] == {"pool": "gpu", "tfscore.io/pool": "a"}
     assert pod["spec"]["tolerations"] == [*FULL_SPEC["tolerations"], flavor]
     labels = pod["metadata"]["labels"]
-    assert labels["kueue.x-k8s.io/podset"] == "driver" and labels[builders.LABEL_JOB] == "risk"
+    assert labels["kueue.x-k8s.io/podset"] == "driver" and labels[names.LABEL_JOB] == "risk"
     assert pod["metadata"]["annotations"] == {"example.com/x": "1"}
     cm = builders.config_map(minimal, BODY, CONFIG, 1, placement=builders.Placement(tolerations=(flavor, flavor)))
     tpl = yaml.safe_load(cm["data"]["executor-pod-template.yaml"])
@@ -235,7 +235,7 @@ def test_executor_template_gpu(full, minimal):
     assert c["name"] == "executor" and c["resources"] == {"limits": {"nvidia.com/gpu": "2"}}
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tpl["spec"]["tolerations"]
     assert tpl["spec"]["automountServiceAccountToken"] is False
-    assert tpl["metadata"]["labels"][builders.LABEL_ROLE] == "executor"
+    assert tpl["metadata"]["labels"][names.LABEL_ROLE] == "executor"
     cpu = template(minimal)
     assert "resources" not in cpu["spec"]["containers"][0] and "tolerations" not in cpu["spec"]
     assert "nvidia.com/gpu" not in json.dumps(driver(full)), "the driver never asks for GPUs"
@@ -341,7 +341,7 @@ def test_config_map(full):
 def test_driver_service_is_headless_with_spark_ports(full):
     svc = builders.driver_service(full, BODY)
     assert svc["metadata"]["name"] == "risk-driver" and svc["spec"]["clusterIP"] == "None"
-    assert svc["spec"]["selector"] == {builders.LABEL_JOB: "risk", builders.LABEL_ROLE: "driver"}
+    assert svc["spec"]["selector"] == {names.LABEL_JOB: "risk", names.LABEL_ROLE: "driver"}
     assert {p["port"]: p["name"] for p in svc["spec"]["ports"]} == {7078: "driver-rpc", 7079: "blockmanager",
                                                                       4040: "spark-ui"}
     assert svc["spec"]["publishNotReadyAddresses"] is True
@@ -352,10 +352,10 @@ def test_driver_service_is_headless_with_spark_ports(full):
 def test_long_or_digit_led_names_still_make_valid_service_and_executor_names(name):
     import re
 
-    svc, prefix = builders.service_name(name), builders.executor_prefix(name, 12)
+    svc, prefix = names.service_name(name), names.executor_prefix(name, 12)
     dns1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
     assert dns1035.match(svc) and len(svc) <= 63
     assert dns1035.match(prefix) and len(prefix) <= 47
-    assert builders.service_name(name) == svc, "deterministic"
-    assert builders.service_name(name + "b") != svc or len(name) < 50
-    assert builders.service_name("risk") == "risk-driver"
+    assert names.service_name(name) == svc, "deterministic"
+    assert names.service_name(name + "b") != svc or len(name) < 50
+    assert names.service_name("risk") == "risk-driver"

@@ -7,7 +7,7 @@ import base64
 from tfscore.api import common, scoringjob
 from tfscore.api.scoringjob import ScoringJob
 from tfscore.operator.config import OperatorConfig
-from tfscore.operator.scoringjob import builders, isolation
+from tfscore.operator.scoringjob import builders, isolation, names
 
 BODY = {"apiVersion": common.API_VERSION, "kind": scoringjob.KIND,
         "metadata": {"name": "risk", "namespace": "scoring", "uid": "uid-1"}}
@@ -43,13 +43,13 @@ def test_auth_secret():
     meta = secret["metadata"]
     assert "name" not in meta and meta["generateName"] == "risk-auth-", "a name nobody can create first"
     assert meta["ownerReferences"][0]["uid"] == "uid-1" and secret["immutable"] is True
-    assert base64.b64decode(secret["data"][builders.AUTH_KEY]) == b"k" * 32
+    assert base64.b64decode(secret["data"][names.AUTH_KEY]) == b"k" * 32
 
 
 def test_network_policy_admits_only_the_jobs_own_pods():
     np = isolation.network_policy(job(), BODY)
     assert np["metadata"]["name"] == "risk-pods" and np["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
-    own = {"matchLabels": {builders.LABEL_JOB: "risk"}}
+    own = {"matchLabels": {names.LABEL_JOB: "risk"}}
     assert np["spec"] == {"podSelector": own, "policyTypes": ["Ingress"], "ingress": [{"from": [{"podSelector": own}]}]}
     driver = builders.driver_pod(job(), BODY, CONFIG, 1)
     template = builders.executor_pod_template(job(), CONFIG, "img")

@@ -11,7 +11,7 @@ import yaml
 from tfscore.api import common, properties, scoringjob
 from tfscore.api.scoringjob import ScoringJob
 from tfscore.operator.config import OperatorConfig
-from tfscore.operator.scoringjob import builders, queueing
+from tfscore.operator.scoringjob import builders, names, queueing
 from tfscore.operator.scoringjob.queueing import Plan, observe_workload, plan
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -113,9 +113,9 @@ def test_workload_metadata_owner_labels_and_no_priority():
     wl = queueing.build_workload(job(), BODY, CONFIG, "team-a", None, active=False)
     meta = wl["metadata"]
     assert wl["apiVersion"] == "kueue.x-k8s.io/v1beta2" and meta["namespace"] == "ml"
-    assert meta["ownerReferences"] == [builders.owner_reference(BODY)]
+    assert meta["ownerReferences"] == [names.owner_reference(BODY)]
     assert meta["labels"][queueing.QUEUE_LABEL] == "team-a" and meta["labels"][queueing.JOB_UID_LABEL] == "uid-1"
-    assert meta["labels"][builders.LABEL_JOB] == "risk"
+    assert meta["labels"][names.LABEL_JOB] == "risk"
     assert "priorityClassRef" not in wl["spec"] and "priority" not in wl["spec"] and wl["spec"]["active"] is False
     assert meta["annotations"][queueing.SPEC_HASH] == queueing.spec_hash(
         "team-a", queueing.pod_sets(job(), BODY, CONFIG), None)
