@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from harness.common import ROOT
+from harness.schema import walk
 from tfscore.api import common, crd, scoringjob
 
 
@@ -17,16 +18,6 @@ def rendered() -> dict:
 @pytest.fixture(scope="module")
 def schema(rendered) -> dict:
     return rendered["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-
-
-def _walk(node, path="$"):
-    yield path, node
-    for name, sub in (node.get("properties") or {}).items():
-        yield from _walk(sub, f"{path}.{name}")
-    if isinstance(node.get("items"), dict):
-        yield from _walk(node["items"], f"{path}[]")
-    if isinstance(node.get("additionalProperties"), dict):
-        yield from _walk(node["additionalProperties"], f"{path}{{}}")
 
 
 def test_checked_in_crd_matches_the_models():
@@ -48,7 +39,7 @@ def test_names_scope_and_subresources(rendered):
 
 
 def test_schema_is_structural(schema):
-    for path, node in _walk(schema):
+    for path, node in walk(schema):
         assert "$ref" not in node and "title" not in node and "const" not in node, path
         assert not ("properties" in node and "additionalProperties" in node), path
         if node.get("x-kubernetes-int-or-string"):
@@ -100,7 +91,7 @@ def test_defaults_agree_with_the_models(schema):
     """Every scalar default the API server applies is the default pydantic applies."""
     defaults = scoringjob.ScoringJobSpec.model_validate(
         {"model": {"uri": "m"}, "input": {"uri": "i"}, "output": {"uri": "o"}}).to_wire()
-    for path, node in _walk(schema["properties"]["spec"]):
+    for path, node in walk(schema["properties"]["spec"]):
         if "default" not in node or node["default"] == {}:
             continue
         value = defaults
@@ -135,7 +126,7 @@ def test_render_yaml_is_loadable():
 def test_every_field_and_object_is_described(schema):
     """`kubectl explain scoringjob.spec…` has words for every field and every object (the models' docstrings)."""
     undescribed = []
-    for path, node in _walk(schema):
+    for path, node in walk(schema):
         is_object = node.get("type") == "object" or "properties" in node
         is_field = not path.endswith("[]") and not path.endswith("{}")
         if path == "$.metadata":  # the API server refuses anything but `type: object` there

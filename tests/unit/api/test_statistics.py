@@ -6,6 +6,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
+from harness.schema import walk
 from tfscore.api import crd
 from tfscore.api.common import StatusModel
 from tfscore.api.statistics import (
@@ -21,21 +22,11 @@ from tfscore.api.statistics import (
 MODELS = [PredictionStatistics, ColumnStatistics, Drift, Agreement]
 
 
-def _walk(node, path="$"):
-    yield path, node
-    for name, sub in (node.get("properties") or {}).items():
-        yield from _walk(sub, f"{path}.{name}")
-    if isinstance(node.get("items"), dict):
-        yield from _walk(node["items"], f"{path}[]")
-    if isinstance(node.get("additionalProperties"), dict):
-        yield from _walk(node["additionalProperties"], f"{path}{{}}")
-
-
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_every_field_and_object_is_described_and_structural(model):
     assert issubclass(model, StatusModel)
     undescribed = []
-    for path, node in _walk(crd.openapi_schema(model)):
+    for path, node in walk(crd.openapi_schema(model)):
         assert "$ref" not in node and "title" not in node and "anyOf" not in node, path
         assert "type" in node, path
         is_object = node.get("type") == "object"
