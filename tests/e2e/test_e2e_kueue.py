@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_checks import check_done
 from e2e_harness import JOBS_NS, TASKS, TIMINGS, Jobs, job_manifest, timed
-from test_e2e import check_done
 
 from harness.common import skip_or_fail
 from harness.kube import Kubectl
