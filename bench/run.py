@@ -110,7 +110,11 @@ def main() -> int:
     ap.add_argument("--out", default=str(HERE / "results.json"))
     ap.add_argument("--models-rows", type=int, default=1_000_000)
     ap.add_argument("--skip", nargs="*", default=[], help="sections to skip: tabular image models memory overhead")
+    ap.add_argument("--memory-child", nargs=2, metavar=("WORK", "ROWS"), help=argparse.SUPPRESS)  # _peak_run's process
     args = ap.parse_args()
+    if args.memory_child:
+        print("RESULT" + json.dumps(memory_child(args.memory_child[0], int(args.memory_child[1]))))
+        return 0
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "targets": {
@@ -237,13 +241,8 @@ def _peak_run(work: Path, rows: int) -> dict:
     """One job on ONE partition (local[1], one split) in a fresh process: the Python worker's and the JVM's peak RSS."""
     import subprocess
 
-    script = f"""
-import json, os, sys
-sys.path.insert(0, {str(HERE)!r})
-from run import _job, memory_child
-print("RESULT" + json.dumps(memory_child({str(work)!r}, {rows})))
-"""
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--memory-child", str(work), str(rows)],
+                         capture_output=True, text=True, check=True)
     line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")][-1]
     return json.loads(line[len("RESULT"):])
 
