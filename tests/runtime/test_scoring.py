@@ -168,3 +168,21 @@ def test_empty_input_succeeds_with_zero_rows(run, models, tmp_path):
     assert (result.rows_in, result.rows_out) == (0, 0)
     out = pq.read_table(str(tmp_path / "out"))
     assert out.num_rows == 0 and out.column_names == ["id", "probability"]
+
+
+def test_a_handed_session_writes_what_tfscore_run_writes_and_keeps_its_own_settings(run, spark, models, tmp_path):
+    """A job run on a caller's SparkSession (a notebook's) gets a session of its own on the same SparkContext with the
+    runtime's SQL settings: Spark's writer writes INT64 microsecond timestamps as in `tfscore run`, not the caller's
+    INT96, and the caller's settings are untouched afterwards."""
+    cols = testing.tabular_columns(50, 8, seed=4)
+    cols["at"] = pa.array(np.arange(50, dtype="int64") * 1_000_000, pa.timestamp("ms"))
+    inp = testing.write_parquet(tmp_path / "in", cols)
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "INT96")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "7")
+    run(job_doc(models["mlp"], inp, tmp_path / "out", batchSize=25, input={"columns": {"features": FEATURES}},
+                output={"passthrough": ["id", "at"], "writer": "spark"}))
+    assert pq.read_schema(next((tmp_path / "out").glob("*.parquet"))).field("at").type == pa.timestamp("us")
+    assert spark.conf.get("spark.sql.parquet.outputTimestampType") == "INT96"
+    assert spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch") == "7"
+    spark.conf.unset("spark.sql.parquet.outputTimestampType")
+    spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")

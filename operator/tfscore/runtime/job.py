@@ -28,7 +28,7 @@ from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
 from tfscore.runtime.report import ReportAccumulator, TaskReport, Totals, timings
 from tfscore.runtime.scorer import FaultInjection, Task
-from tfscore.runtime.session import applied_environment, build_session, resolve_master
+from tfscore.runtime.session import applied_environment, build_session, job_session, resolve_master
 from tfscore.runtime.sink import ArrowFiles, SparkWriter, check_format, compression, count_rows, wants_arrow_writer
 
 GROUP = "tfscore-score"
@@ -120,7 +120,7 @@ def _start(job: ScoringJob, opts: RunOptions, marks: dict[str, float]) -> tuple[
             if spark_future is not None:
                 spark_future.cancel()
             raise
-        spark = opts.spark if opts.spark is not None else spark_future.result()
+        spark = job_session(opts.spark, spec) if opts.spark is not None else spark_future.result()
     marks["sparkReady"] = time.time()
     return spark, models
 

@@ -158,6 +158,19 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
 HARDENED = {"spark.sql.runSQLOnFiles": "false"}
 
 
+def job_session(spark, spec):
+    """A job's own session on a SparkSession it was handed (tests, notebooks): a new session on the same SparkContext
+    (the caller's SQL settings stay as they were) with the SQL settings a run of its own would have — the time zone,
+    Parquet timestamp type, Arrow batch size, the job's sparkConf and the hardening. Without them the same job wrote
+    other types than `tfscore run` does. Settings fixed at start-up (static ones, core ones) stay the caller's."""
+    session = spark.newSession()
+    conf = {**runtime_defaults(spec, spark.sparkContext.master), **spec.spark_conf, **HARDENED}
+    for key, value in conf.items():
+        if key.startswith("spark.sql.") and session.conf.isModifiable(key):
+            session.conf.set(key, value)
+    return session
+
+
 def build_session(spec, master: str | None, properties: dict[str, str]):
     """Create (or reuse) the SparkSession.
 
