@@ -37,10 +37,8 @@ for ref in "$@"; do
     ctr_ images import --all-platforms "$ref" >&2
     log "imported $ref"
   else
-    tmp=$(mktemp -d)
-    podman save --format docker-archive -o "$tmp/image.tar" "$ref" >&2
-    ctr_ images import --all-platforms "$tmp/image.tar" >&2
-    rm -rf "$tmp"
+    # Streamed: no 2 GB archive written to disk and read back (containerd skips the layers it already holds).
+    podman save --format docker-archive "$ref" | ctr_ images import --all-platforms - >&2
     log "imported $ref"
     pin "$ref"
   fi
