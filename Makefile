@@ -16,12 +16,12 @@ PYTEST := $(BIN)/python -m pytest
 # Test tiers; fragments in mk/ append theirs (operator, image, chart, e2e).
 TEST_TIERS := lint unit runtime
 
-.PHONY: help venv demo test bench lint fmt crd clean $(addprefix test-,$(TEST_TIERS))
+.PHONY: help venv bench-venv locks-bench demo test bench lint fmt crd clean $(addprefix test-,$(TEST_TIERS))
 
 help:
 	@echo "make demo    run the demo ScoringJob locally (generates model + data)"
 	@echo "make test    all test tiers this machine supports (CI=true: none may skip)"
-	@echo "make bench   benchmarks -> bench/results.json"
+	@echo "make bench   benchmarks -> bench/results.json, a table, bench/results.png"
 	@echo "make images  build container images (podman or docker)"
 	@echo "make cluster start the local single-node Kubernetes harness"
 
@@ -38,8 +38,22 @@ venv: $(VENV)/.stamp
 demo: venv
 	$(BIN)/tfscore demo
 
-bench: venv
-	$(BIN)/python bench/run.py
+# The bench's own venv: the tools users would pick instead (Ray Data) and the chart (matplotlib), hash-locked in
+# requirements/bench.lock; never tfscore's dependencies.
+BENCH_VENV := $(CURDIR)/.venv-bench
+$(BENCH_VENV)/.stamp: requirements/bench.lock
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --require-hashes -r requirements/bench.lock
+	touch $@
+
+bench-venv: $(BENCH_VENV)/.stamp
+
+bench: venv bench-venv
+	$(BIN)/python bench/run.py --bench-python $(BENCH_VENV)/bin/python
+
+locks-bench:
+	cd requirements && $(UV) pip compile -q --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 -c dev.lock bench.in -o bench.lock
 
 lint: venv
 	$(BIN)/ruff check operator tests bench

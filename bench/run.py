@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
+import cold  # noqa: E402  (bench/cold.py, beside this script)
 import numpy as np  # noqa: E402
 
 from tfscore import testing  # noqa: E402
@@ -126,7 +127,12 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "results.json"))
     ap.add_argument("--models-rows", type=int, default=1_000_000)
-    ap.add_argument("--skip", nargs="*", default=[], help="sections to skip: tabular image models memory overhead")
+    ap.add_argument("--cold-rounds", type=int, default=2)
+    ap.add_argument("--cold-conv-rows", type=int, default=50_000)
+    ap.add_argument("--bench-python", default=os.environ.get("TFSCORE_BENCH_PYTHON"),
+                    help="the bench venv's python (Ray Data, the chart); without it those are skipped")
+    ap.add_argument("--skip", nargs="*", default=[],
+                    help="sections to skip: cold tabular image models memory overhead")
     ap.add_argument("--memory-child", nargs=2, metavar=("WORK", "ROWS"), help=argparse.SUPPRESS)  # _peak_run's process
     args = ap.parse_args()
     if args.memory_child:
@@ -140,6 +146,8 @@ def main() -> int:
 
     if "overhead" not in args.skip:
         results["overhead"] = overhead(work)
+    if "cold" not in args.skip:  # before this process starts a JVM of its own: every tool gets the machine alone
+        results["cold"] = cold.cold(work, args.tabular_rows, args.cold_conv_rows, args.cold_rounds, args.bench_python)
     from pyspark.sql import SparkSession
 
     spark = (SparkSession.builder.master("local[*]").config("spark.ui.enabled", "false")
@@ -159,19 +167,18 @@ def main() -> int:
     Path(args.out).write_text(json.dumps(results, indent=2))
     report(results)
     print(f"\nwritten: {args.out}")
+    if args.bench_python and "cold" in results:
+        import subprocess
+
+        subprocess.run([args.bench_python, str(HERE / "chart.py"), args.out, str(Path(args.out).with_suffix(".png"))],
+                       check=True)
     return 0
 
 
 def tabular(spark, work: Path, rows: int, repeat: int) -> dict:
-    feats = 64
-    model_root = work / "mlp"
-    if not (model_root / "1").exists():
-        testing.mlp(model_root, features=feats, hidden=(512, 256))
-    data = work / f"tabular-{rows}"
+    feats = cold.FEATURES
+    model_root, data, names = cold.ensure_tabular(work, rows)
     cols = testing.tabular_columns(rows, feats)
-    if not data.exists():
-        testing.write_parquet(data, cols, row_group=131_072, files=4)
-    names = [f"f{j:02d}" for j in range(feats)]
     x = np.stack([cols[c] for c in names], axis=1)
     raw = raw_tf(str(model_root / "1"), {"features": x}, BATCH, repeat)
     del x, cols
@@ -186,13 +193,8 @@ def tabular(spark, work: Path, rows: int, repeat: int) -> dict:
 
 
 def conv(spark, work: Path, rows: int, repeat: int) -> dict:
-    model_root = work / "cnn"
-    if not (model_root / "1").exists():
-        testing.cnn(model_root)
-    data = work / f"images-{rows}"
+    model_root, data = cold.ensure_conv(work, rows)
     images = testing.image_column(rows)
-    if not data.exists():
-        testing.write_parquet(data, {"id": np.arange(rows, dtype=np.int64), "pixels": images}, row_group=8192, files=2)
     batch = 1024
     x = images.flatten().to_numpy().reshape(rows, 28, 28, 1)
     raw = raw_tf(str(model_root / "1"), {"image": x}, batch, repeat)
@@ -210,16 +212,11 @@ def conv(spark, work: Path, rows: int, repeat: int) -> dict:
 def two_models(spark, work: Path, rows: int, repeat: int) -> dict:
     """Champion + challenger on the tabular case: one model, both in one pass (`models:`), and two separate jobs, each
     the best of `repeat` wall times in this process (the same warm Spark session for all three)."""
-    feats = 64
-    roots = {"champion": work / "mlp", "challenger": work / "mlp-challenger"}
-    if not (roots["champion"] / "1").exists():
-        testing.mlp(roots["champion"], features=feats, hidden=(512, 256))
+    feats = cold.FEATURES
+    champion, data, names = cold.ensure_tabular(work, rows)
+    roots = {"champion": champion, "challenger": work / "mlp-challenger"}
     if not (roots["challenger"] / "1").exists():
         testing.mlp(roots["challenger"], features=feats, hidden=(512, 256), seed=7)
-    data = work / f"tabular-{rows}"
-    if not data.exists():
-        testing.write_parquet(data, testing.tabular_columns(rows, feats), row_group=131_072, files=4)
-    names = [f"f{j:02d}" for j in range(feats)]
 
     def one(name: str) -> dict:
         return _doc(f"bench-{name}", str(roots[name]), str(data), str(work / f"out-{name}"), {"features": names},
@@ -381,6 +378,8 @@ def report(r: dict) -> None:
         print(f"\npeak memory, one partition: python worker {m['small']['python_worker_peak_mb']} MB "
               f"({m['small']['rows']:,} rows) → {m['large']['python_worker_peak_mb']} MB ({m['large']['rows']:,} rows): "
               f"×{m['python_worker_ratio']}; JVM ×{m['jvm_ratio']}")
+    if "cold" in r:
+        cold.report(r["cold"])
     if "overhead" in r:
         o = r["overhead"]
         print(f"fixed overhead: start → first batch {o['start_to_first_batch_s']} s (whole tiny job {o['total_s']} s); "

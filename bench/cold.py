@@ -1,0 +1,124 @@
+"""What a user sees: each tool on the same model and files in a FRESH process, wall time from process start to the
+output written — the by-hand script, Spark's predict_batch_udf, Ray Data (from the bench's own venv when it is built) and
+`tfscore run` (whose timeline says where its time went). Rounds interleave the tools so the machine's noise falls on all
+alike; the best round of each counts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tfscore import testing
+
+HERE = Path(__file__).resolve().parent
+TOOLS = HERE / "tools"
+FEATURES = 64
+
+
+def ensure_tabular(work: Path, rows: int) -> tuple[Path, Path, list[str]]:
+    """The tabular case: an MLP (64 features, hidden 512, 256) and `rows` rows in 4 Parquet files (made once)."""
+    model_root, data = work / "mlp", work / f"tabular-{rows}"
+    if not (model_root / "1").exists():
+        testing.mlp(model_root, features=FEATURES, hidden=(512, 256))
+    if not data.exists():
+        testing.write_parquet(data, testing.tabular_columns(rows, FEATURES), row_group=131_072, files=4)
+    return model_root, data, [f"f{j:02d}" for j in range(FEATURES)]
+
+
+def ensure_conv(work: Path, rows: int) -> tuple[Path, Path]:
+    """The conv-net case: testing.cnn and `rows` flat 784-float images in 2 Parquet files (made once)."""
+    model_root, data = work / "cnn", work / f"images-{rows}"
+    if not (model_root / "1").exists():
+        testing.cnn(model_root)
+    if not data.exists():
+        testing.write_parquet(data, {"id": np.arange(rows, dtype=np.int64), "pixels": testing.image_column(rows)},
+                              row_group=8192, files=2)
+    return model_root, data
+
+
+def _cases(work: Path, tabular_rows: int, conv_rows: int) -> dict[str, dict]:
+    mlp, tab, names = ensure_tabular(work, tabular_rows)
+    cnn, img = ensure_conv(work, conv_rows)
+    return {
+        f"MLP 64 features, {tabular_rows:,} rows": {
+            "rows": tabular_rows, "model_root": str(mlp), "model": str(mlp / "1"), "input": str(tab),
+            "features": names, "shape": [FEATURES], "feed": "features", "fetch": "probability", "batch": 8192,
+            "columns": {"features": names}, "predictions": {"probability": "score"}},
+        f"conv net 28x28, {conv_rows:,} rows": {
+            "rows": conv_rows, "model_root": str(cnn), "model": str(cnn / "1"), "input": str(img),
+            "features": ["pixels"], "shape": [28, 28, 1], "feed": "image", "fetch": "label", "batch": 1024,
+            "columns": {"image": "pixels"}, "predictions": {"label": "score"}},
+    }
+
+
+def _tfscore_manifest(case: dict, out: Path) -> Path:
+    doc = {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": "bench-cold"},
+           "spec": {"model": {"uri": case["model_root"]}, "input": {"uri": case["input"], "columns": case["columns"]},
+                    "output": {"uri": str(out), "mode": "overwrite", "passthrough": ["id"],
+                               "predictions": case["predictions"]},
+                    "batchSize": case["batch"]}}
+    path = out.parent / f"{out.name}.yaml"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _once(tool: str, case: dict, out: Path, bench_python: str | None) -> tuple[float, dict | None]:
+    """One fresh-process run: (wall seconds, tfscore's timeline or None)."""
+    shutil.rmtree(out, ignore_errors=True)
+    args = json.dumps({**case, "output": str(out)})
+    if tool == "tfscore":
+        exe = shutil.which("tfscore") or str(Path(sys.executable).parent / "tfscore")
+        cmd = [exe, "run", str(_tfscore_manifest(case, out)), "--json"]
+    else:
+        python = bench_python if tool == "ray_data" else sys.executable
+        cmd = [python, str(TOOLS / f"{tool}.py"), args]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool} failed on {case['input']}: {proc.stderr.strip().splitlines()[-1:]}")
+    timeline = json.loads(proc.stdout)["timeline"] if tool == "tfscore" else None
+    return wall, timeline
+
+
+def cold(work: Path, tabular_rows: int, conv_rows: int, rounds: int, bench_python: str | None) -> dict:
+    tools = ["by_hand", "batch_udf", *(["ray_data"] if bench_python else []), "tfscore"]
+    cases = _cases(work, tabular_rows, conv_rows)
+    best: dict[str, dict[str, float]] = {name: {} for name in cases}
+    timelines: dict[str, dict] = {}
+    for _ in range(rounds):
+        for name, case in cases.items():
+            for tool in tools:
+                wall, timeline = _once(tool, case, work / f"out-cold-{tool}", bench_python)
+                if wall < best[name].get(tool, float("inf")):
+                    best[name][tool] = wall
+                    if timeline is not None:
+                        timelines[name] = timeline
+    result: dict = {"rounds": rounds, "tools": tools,
+                    "ray_data": "ran" if bench_python else "skipped: the bench venv is not built (make bench-venv)",
+                    "cases": {}}
+    for name, walls in best.items():
+        entry = {"rows": cases[name]["rows"], "wall_s": {k: round(v, 2) for k, v in walls.items()},
+                 "tfscore_vs_by_hand": round(walls["tfscore"] / walls["by_hand"], 3),
+                 "tfscore_timeline": timelines.get(name)}
+        if "ray_data" in walls:
+            entry["tfscore_vs_ray_data"] = round(walls["tfscore"] / walls["ray_data"], 3)
+        result["cases"][name] = entry
+    return result
+
+
+def report(c: dict) -> None:
+    tools = c["tools"]
+    print(f"\nfresh processes, wall seconds (best of {c['rounds']} interleaved rounds; {c['ray_data']}):")
+    print(f"{'case':36}" + "".join(f"{t:>11}" for t in tools) + f"{'vs hand':>9}{'vs ray':>8}{'1st batch':>10}")
+    for name, e in c["cases"].items():
+        first = (e.get("tfscore_timeline") or {}).get("firstBatch")
+        print(f"{name:36}" + "".join(f"{e['wall_s'][t]:>11.2f}" for t in tools)
+              + f"{e['tfscore_vs_by_hand']:>9.2f}{e.get('tfscore_vs_ray_data', float('nan')):>8.2f}"
+              + f"{first if first is not None else float('nan'):>10}")
