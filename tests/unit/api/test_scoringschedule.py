@@ -7,14 +7,13 @@ import pytest
 import yaml
 
 from harness.common import ROOT
+from harness.schema import walk
 from tfscore.api import crd, scoringjob, scoringschedule
 from tfscore.api.manifest import ManifestError, load_any, parse
 from tfscore.api.schedule_template import template_rule
 from tfscore.api.schedule_time import SCHEDULE_RULE, TIME_ZONE_RULE
 from tfscore.api.scoringjob import ScoringJob
 from tfscore.api.scoringschedule import ScoringSchedule
-
-from .test_crd import _walk
 
 TEMPLATE = {"model": {"uri": "s3a://m/"}, "input": {"uri": "s3a://in/dt=${scheduledTime:%Y-%m-%d}/"},
             "output": {"uri": "s3a://out/"}}
@@ -115,7 +114,7 @@ def test_names_columns_and_subresources(rendered):
 
 def test_every_field_is_described_and_the_schema_structural(rendered):
     undescribed = []
-    for path, node in _walk(rendered["spec"]["versions"][0]["schema"]["openAPIV3Schema"]):
+    for path, node in walk(rendered["spec"]["versions"][0]["schema"]["openAPIV3Schema"]):
         assert "$ref" not in node and "title" not in node, path
         assert "anyOf" not in node or node.get("x-kubernetes-int-or-string"), path
         if path != "$.metadata" and not path.endswith(("[]", "{}")) and not node.get("description"):
