@@ -142,8 +142,9 @@ def spark_properties(job: ScoringJob, namespace: str, attempt: int, image: str,
         "spark.executor.memory": f"{memory_mib(ex.memory)}m",
         "spark.executor.memoryOverhead": f"{overhead_mib(ex)}m",
         "spark.kubernetes.executor.limit.cores": str(ex.cores),
-        "spark.executorEnv.TF_NUM_INTRAOP_THREADS": str(ex.cores),
-        "spark.executorEnv.TF_NUM_INTEROP_THREADS": "1",
+        # No TF_NUM_INTRAOP_THREADS here: each task's TensorFlow gets the task's cores (spark.task.cpus, default 1), the
+        # runtime's decision (model.configure_threads). Set to the executor's cores, every one of its concurrent tasks
+        # ran that many threads: cores² threads on cores CPUs.
     }
     props.update(SECURITY_PROPERTIES)
     if ex.gpu > 0:

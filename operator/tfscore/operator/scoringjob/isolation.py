@@ -46,8 +46,9 @@ OPERATOR_SPARK_KEYS = (
     "spark.kubernetes.executor.podTemplateFile", "spark.kubernetes.executor.podTemplateContainerName",
     "spark.kubernetes.executor.podNamePrefix", "spark.kubernetes.executor.deleteOnTermination",
     "spark.executor.instances", "spark.executor.cores", "spark.executor.memory", "spark.executor.memoryOverhead",
-    "spark.kubernetes.executor.limit.cores", "spark.executorEnv.TF_NUM_INTRAOP_THREADS",
-    "spark.executorEnv.TF_NUM_INTEROP_THREADS", *SECURITY_PROPERTIES, *GPU_PROPERTIES,
+    "spark.kubernetes.executor.limit.cores", *SECURITY_PROPERTIES, *GPU_PROPERTIES,
+    # Not set by the operator, still reserved: TensorFlow's threads follow spark.task.cpus (the knob a job turns).
+    "spark.executorEnv.TF_NUM_INTRAOP_THREADS", "spark.executorEnv.TF_NUM_INTEROP_THREADS",
 )
 
 

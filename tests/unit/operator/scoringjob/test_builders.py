@@ -258,8 +258,7 @@ def test_spark_properties(full):
     assert p["spark.kubernetes.executor.limit.cores"] == "4"
     plain = builders.spark_properties(job_of({**FULL_SPEC, "sparkConf": {}}), "scoring", 2, "img")
     assert "spark.kubernetes.executor.request.cores" not in plain, "Spark's default (spark.executor.cores); a job may lower it"
-    assert p["spark.executorEnv.TF_NUM_INTRAOP_THREADS"] == "4"
-    assert p["spark.executorEnv.TF_NUM_INTEROP_THREADS"] == "1"
+    assert "spark.executorEnv.TF_NUM_INTRAOP_THREADS" not in p, "TensorFlow's threads follow the task's cores"
     assert p["spark.executor.resource.gpu.amount"] == "2"
     assert p["spark.executor.resource.gpu.vendor"] == "nvidia.com"
     assert p["spark.executor.resource.gpu.discoveryScript"] == "/opt/tfscore/bin/gpu-discovery.sh"
