@@ -171,9 +171,9 @@ def test_empty_input_succeeds_with_zero_rows(run, models, tmp_path):
 
 
 def test_a_handed_session_writes_what_tfscore_run_writes_and_keeps_its_own_settings(run, spark, models, tmp_path):
-    """A job run on a caller's SparkSession (a notebook's) gets a session of its own on the same SparkContext with the
-    runtime's SQL settings: Spark's writer writes INT64 microsecond timestamps as in `tfscore run`, not the caller's
-    INT96, and the caller's settings are untouched afterwards."""
+    """A job run on a caller's SparkSession (a notebook's) gets the runtime's SQL settings for the run: Spark's writer
+    writes INT64 microsecond timestamps as in `tfscore run`, not the caller's INT96; the caller's settings are back
+    afterwards (and its temporary views stay usable as input.table: test_catalog_table_input_and_partitioned_output)."""
     cols = testing.tabular_columns(50, 8, seed=4)
     cols["at"] = pa.array(np.arange(50, dtype="int64") * 1_000_000, pa.timestamp("ms"))
     inp = testing.write_parquet(tmp_path / "in", cols)

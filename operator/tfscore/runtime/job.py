@@ -28,7 +28,7 @@ from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
 from tfscore.runtime.report import ReportAccumulator, TaskReport, Totals, timings
 from tfscore.runtime.scorer import FaultInjection, Task
-from tfscore.runtime.session import applied_environment, build_session, job_session, resolve_master
+from tfscore.runtime.session import applied_environment, build_session, job_settings, resolve_master
 from tfscore.runtime.sink import ArrowFiles, SparkWriter, check_format, compression, count_rows, wants_arrow_writer
 
 GROUP = "tfscore-score"
@@ -45,7 +45,8 @@ class RunOptions:
 def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
     opts = options or RunOptions()
     if opts.spark is not None:  # a running session: its JVM and workers have their environment already
-        return _run_job(job, opts)
+        with job_settings(opts.spark, job.spec):
+            return _run_job(job, opts)
     with applied_environment(job.spec, resolve_master(opts.master, opts.properties or {})):
         return _run_job(job, opts)
 
@@ -120,7 +121,7 @@ def _start(job: ScoringJob, opts: RunOptions, marks: dict[str, float]) -> tuple[
             if spark_future is not None:
                 spark_future.cancel()
             raise
-        spark = job_session(opts.spark, spec) if opts.spark is not None else spark_future.result()
+        spark = opts.spark if opts.spark is not None else spark_future.result()
     marks["sparkReady"] = time.time()
     return spark, models
 

@@ -158,17 +158,26 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
 HARDENED = {"spark.sql.runSQLOnFiles": "false"}
 
 
-def job_session(spark, spec):
-    """A job's own session on a SparkSession it was handed (tests, notebooks): a new session on the same SparkContext
-    (the caller's SQL settings stay as they were) with the SQL settings a run of its own would have — the time zone,
-    Parquet timestamp type, Arrow batch size, the job's sparkConf and the hardening. Without them the same job wrote
-    other types than `tfscore run` does. Settings fixed at start-up (static ones, core ones) stay the caller's."""
-    session = spark.newSession()
+@contextmanager
+def job_settings(spark, spec):
+    """A run on a SparkSession it was handed (tests, notebooks) gets the SQL settings a run of its own has — the time
+    zone, Parquet timestamp type, Arrow batch size, the job's sparkConf and the hardening — for the run's duration; the
+    caller's values come back afterwards. Without them the same job wrote other types than `tfscore run` does. The
+    session itself is kept (its temporary views are the job's input.table); settings fixed at start-up stay the caller's."""
     conf = {**runtime_defaults(spec, spark.sparkContext.master), **spec.spark_conf, **HARDENED}
-    for key, value in conf.items():
-        if key.startswith("spark.sql.") and session.conf.isModifiable(key):
-            session.conf.set(key, value)
-    return session
+    saved: dict[str, str | None] = {}
+    try:
+        for key, value in conf.items():
+            if key.startswith("spark.sql.") and spark.conf.isModifiable(key):
+                saved[key] = spark.conf.get(key, None)
+                spark.conf.set(key, value)
+        yield spark
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def build_session(spec, master: str | None, properties: dict[str, str]):
