@@ -19,6 +19,22 @@ from tfscore import testing
 HERE = Path(__file__).resolve().parent
 TOOLS = HERE / "tools"
 FEATURES = 64
+BATCH = 8192
+
+
+def tfscore_exe() -> str:
+    """The `tfscore` a user runs: on PATH, else beside this interpreter (the venv's)."""
+    return shutil.which("tfscore") or str(Path(sys.executable).parent / "tfscore")
+
+
+def job_doc(name: str, model: str, inp: str, out: str, columns: dict, passthrough: list[str], predictions: dict,
+            batch: int = BATCH, extra: dict | None = None) -> dict:
+    """A bench ScoringJob manifest (overwrite mode: every round writes the same output)."""
+    return {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": name},
+            "spec": {"model": {"uri": model}, "input": {"uri": inp, "columns": columns},
+                     "output": {"uri": out, "mode": "overwrite", "passthrough": passthrough,
+                                "predictions": predictions},
+                     "batchSize": batch, **(extra or {})}}
 
 
 def ensure_tabular(work: Path, rows: int) -> tuple[Path, Path, list[str]]:
@@ -58,11 +74,8 @@ def _cases(work: Path, tabular_rows: int, conv_rows: int) -> dict[str, dict]:
 
 
 def _tfscore_manifest(case: dict, out: Path) -> Path:
-    doc = {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": "bench-cold"},
-           "spec": {"model": {"uri": case["model_root"]}, "input": {"uri": case["input"], "columns": case["columns"]},
-                    "output": {"uri": str(out), "mode": "overwrite", "passthrough": ["id"],
-                               "predictions": case["predictions"]},
-                    "batchSize": case["batch"]}}
+    doc = job_doc("bench-cold", case["model_root"], case["input"], str(out), case["columns"], ["id"],
+                  case["predictions"], batch=case["batch"])
     path = out.parent / f"{out.name}.yaml"
     path.write_text(json.dumps(doc))
     return path
@@ -73,8 +86,7 @@ def _once(tool: str, case: dict, out: Path, bench_python: str | None) -> tuple[f
     shutil.rmtree(out, ignore_errors=True)
     args = json.dumps({**case, "output": str(out)})
     if tool == "tfscore":
-        exe = shutil.which("tfscore") or str(Path(sys.executable).parent / "tfscore")
-        cmd = [exe, "run", str(_tfscore_manifest(case, out)), "--json"]
+        cmd = [tfscore_exe(), "run", str(_tfscore_manifest(case, out)), "--json"]
     else:
         python = bench_python if tool == "ray_data" else sys.executable
         cmd = [python, str(TOOLS / f"{tool}.py"), args]

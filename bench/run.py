@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -29,20 +28,11 @@ import numpy as np  # noqa: E402
 from tfscore import testing  # noqa: E402
 from tfscore.api.manifest import parse  # noqa: E402
 
-BATCH = 8192
-
-
-def _doc(name: str, model: str, inp: str, out: str, columns: dict, passthrough: list[str], predictions: dict,
-         batch: int = BATCH, extra: dict | None = None) -> dict:
-    return {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": name},
-            "spec": {"model": {"uri": model}, "input": {"uri": inp, "columns": columns},
-                     "output": {"uri": out, "mode": "overwrite", "passthrough": passthrough,
-                                "predictions": predictions},
-                     "batchSize": batch, **(extra or {})}}
+BATCH = cold.BATCH
 
 
 def _job(*args, **kwargs) -> object:
-    doc = _doc(*args, **kwargs)
+    doc = cold.job_doc(*args, **kwargs)
     return parse(doc, doc["metadata"]["name"])
 
 
@@ -50,7 +40,7 @@ def _fresh_seconds(work: Path, docs: list[dict]) -> float:
     """Wall time of `tfscore run` in fresh processes, one after another (what a user sees, start-up included)."""
     import subprocess
 
-    exe = shutil.which("tfscore") or str(Path(sys.executable).parent / "tfscore")
+    exe = cold.tfscore_exe()
     t = time.perf_counter()
     for doc in docs:
         path = work / f"{doc['metadata']['name']}.yaml"
@@ -219,8 +209,8 @@ def two_models(spark, work: Path, rows: int, repeat: int) -> dict:
         testing.mlp(roots["challenger"], features=feats, hidden=(512, 256), seed=7)
 
     def one(name: str) -> dict:
-        return _doc(f"bench-{name}", str(roots[name]), str(data), str(work / f"out-{name}"), {"features": names},
-                    ["id"], {"probability": "score"})
+        return cold.job_doc(f"bench-{name}", str(roots[name]), str(data), str(work / f"out-{name}"),
+                            {"features": names}, ["id"], {"probability": "score"})
 
     both = {"apiVersion": "tfscore.io/v1alpha1", "kind": "ScoringJob", "metadata": {"name": "bench-two"},
             "spec": {"models": [{"name": n, "uri": str(r)} for n, r in roots.items()],
@@ -343,7 +333,7 @@ def overhead(work: Path) -> dict:
                                         "input": {"uri": str(data), "columns": {"features": [f"f{j:02d}" for j in
                                                                                              range(8)]}},
                                         "output": {"uri": str(out), "mode": "overwrite", "passthrough": ["id"]}}}))
-    exe = shutil.which("tfscore") or str(Path(sys.executable).parent / "tfscore")
+    exe = cold.tfscore_exe()
     t0 = time.time()
     proc = subprocess.run([exe, "run", str(job), "--json"], check=True, capture_output=True, text=True)
     total = time.time() - t0
