@@ -121,6 +121,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 TOML
   start containerd "$(command -v containerd)" --config "$CONTAINERD_DIR/config.toml" --log-level warn
   wait_for "containerd socket" 30 ctr --address "$CONTAINERD_SOCK" version || { alive_or_die containerd; die "containerd not answering"; }
+  # The socket answers before the CRI plugin has initialised; a kubelet started in that window exits at once with
+  # "validate CRI v1 runtime API ... server is not initialized yet" (seen on a loaded CI run). Wait for a CRI call.
+  wait_for "containerd CRI" 60 "$K8S_BIN/tfscore-cri" -address "$CONTAINERD_SOCK" -timeout 2s pods \
+    || { alive_or_die containerd; die "containerd's CRI not ready (log: $LOGS/containerd.log)"; }
 }
 
 kubelet_up() {
