@@ -24,6 +24,9 @@ app.add_typer(schedule_app, name="schedule")
 
 VERBOSE = typer.Option(False, "--verbose", "-v", help="Also show TensorFlow's, the JVM's and Spark's own output "
                        "(otherwise kept in a log file under $TFSCORE_CACHE/logs) and tracebacks.")
+ENGINE = typer.Option("auto", "--engine", help="Who runs the tasks: auto (a local run from plain Parquet to plain "
+                      "Parquet runs without a JVM, everything else on Spark), local (no JVM; refused for a job that "
+                      "needs Spark) or spark.")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -148,7 +151,7 @@ def _report_failure(term: Path | None, reason: str, message: str) -> None:
 
 
 def _execute(job, master: str | None, spark_properties: str | None, termination_log: str | None,
-             output_json: bool, log: RunLog) -> None:
+             output_json: bool, log: RunLog, engine: str = "auto") -> None:
     import json
 
     from rich.console import Console
@@ -163,7 +166,8 @@ def _execute(job, master: str | None, spark_properties: str | None, termination_
         from tfscore.runtime.session import read_properties
 
         props = read_properties(spark_properties)
-        result = run_job(job, RunOptions(master=master, properties=props, show_progress=console.is_terminal))
+        result = run_job(job, RunOptions(master=master, properties=props, show_progress=console.is_terminal,
+                                              engine=engine))
     except (TfscoreError, ManifestError) as exc:
         _report_failure(term, getattr(exc, "reason", "RunFailed"), str(exc))
         _fail(str(exc))
@@ -190,6 +194,7 @@ def run(
     spark_properties: str = typer.Option(None, "--spark-properties", help="Spark conf file (key=value lines)."),
     termination_log: str = typer.Option(None, "--termination-log", help="Write the result JSON here."),
     output_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    engine: str = ENGINE,
     verbose: bool = VERBOSE,
 ) -> None:
     """Run a ScoringJob manifest on Spark (local mode by default), or one run of a ScoringSchedule (--at)."""
@@ -204,7 +209,7 @@ def run(
     except ManifestError as exc:
         _fail(str(exc))
     with RunLog(verbose) as log:
-        _execute(job, master, spark_properties, termination_log, output_json, log)
+        _execute(job, master, spark_properties, termination_log, output_json, log, engine)
 
 
 def _pairs(items: list[str], flag: str) -> dict[str, str]:
@@ -235,6 +240,7 @@ def score(
     quarantine: str = typer.Option(None, help="Quarantine invalid rows here instead of failing."),
     master: str = typer.Option(None, help="Spark master (default local[*])."),
     output_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    engine: str = ENGINE,
     verbose: bool = VERBOSE,
 ) -> None:
     """One-off shorthand for a ScoringJob built from flags."""
@@ -257,7 +263,7 @@ def score(
     except ManifestError as exc:
         _fail(str(exc))
     with RunLog(verbose) as log:
-        _execute(job, master, None, None, output_json, log)
+        _execute(job, master, None, None, output_json, log, engine)
 
 
 @app.command()

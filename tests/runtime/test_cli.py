@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import yaml
 
 from harness.runtime import FEATURES, TFSCORE, job_doc, tfscore
@@ -19,15 +20,18 @@ from tfscore import testing
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_run_manifest_end_to_end(models, tmp_path):
+@pytest.mark.parametrize("engine", ["auto", "spark"])
+def test_run_manifest_end_to_end(models, tmp_path, engine):
+    """auto runs this plain-Parquet job on the local engine (no JVM); spark on a local Spark session: same output."""
     cols = testing.tabular_columns(5000, 8, seed=12)
     inp = testing.write_parquet(tmp_path / "in", cols, row_group=1000)
     manifest = tmp_path / "job.yaml"
     manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out",
                                                input={"columns": {"features": FEATURES}},
                                                output={"passthrough": ["id"], "predictions": {"probability": "p"}})))
-    proc = tfscore("run", manifest, "--json", "--master", "local[2]")
+    proc = tfscore("run", manifest, "--json", "--master", "local[2]", "--engine", engine)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)], proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     assert result["rowsIn"] == result["rowsOut"] == 5000 and result["model"]["version"] == "2"
     out = pq.read_table(str(tmp_path / "out")).sort_by("id")
@@ -37,10 +41,15 @@ def test_run_manifest_end_to_end(models, tmp_path):
     # The timeline counts from the process's start (imports included) and its phases come in order.
     t = result["timeline"]
     order = ["modelResolved", "firstTask", "firstBatch", "lastBatch", "scored", "verified", "committed"]
-    assert all(t[k] is not None for k in [*order, "jvmReady"]), t
+    assert all(t[k] is not None for k in order), t
     assert 0 < t["modelResolved"] and [t[k] for k in order] == sorted(t[k] for k in order), t
-    assert t["jvmReady"] <= t["firstTask"] and t["committed"] <= t["jvmReady"] + result["seconds"] + 1, t
-    recorded = json.loads((tmp_path / "out" / "_tfscore.json").read_text())["result"]["timeline"]
+    manifest_record = json.loads((tmp_path / "out" / "_tfscore.json").read_text())
+    if engine == "spark":
+        assert manifest_record["engine"] == "spark" and t["jvmReady"] is not None, t
+        assert t["jvmReady"] <= t["firstTask"] and t["committed"] <= t["jvmReady"] + result["seconds"] + 1, t
+    else:  # no JVM at all
+        assert manifest_record["engine"] == "local" and t.get("jvmReady") is None, t
+    recorded = manifest_record["result"]["timeline"]
     assert "committed" not in recorded and recorded["firstBatch"] == t["firstBatch"]
 
 
@@ -104,9 +113,11 @@ def test_score_shorthand(models, tmp_path):
     assert pq.read_table(str(tmp_path / "out")).column_names == ["id", "risk"]
 
 
-def test_sigterm_while_scoring_discards_the_staging(models, tmp_path):
+@pytest.mark.parametrize("engine", ["auto", "spark"])
+def test_sigterm_while_scoring_discards_the_staging(models, tmp_path, engine):
     """A driver pod deleted mid-run gets SIGTERM (forwarded by tini): the run stops its tasks, removes its staging beside
-    the output, commits nothing, and says why (exit 2, termination log)."""
+    the output, commits nothing, and says why (exit 2, termination log). Alike on the local engine, whose worker
+    processes are gone when it exits."""
     inp = testing.write_parquet(tmp_path / "in", testing.tabular_columns(300_000, 8), row_group=1000)
     manifest = tmp_path / "job.yaml"
     manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out", batchSize=50,
@@ -114,19 +125,37 @@ def test_sigterm_while_scoring_discards_the_staging(models, tmp_path):
                                                sparkConf={"spark.tfscore.splitRows": "1000"})))
     term = tmp_path / "termination-log"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen([TFSCORE, "run", str(manifest), "--master", "local[2]", "--termination-log", str(term)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([TFSCORE, "run", str(manifest), "--master", "local[2]", "--termination-log", str(term),
+                             "--engine", engine], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 300
     while not list(tmp_path.glob(".out.tfscore-out-*/_attempts/*")) and proc.poll() is None:
         assert time.monotonic() < deadline, "no task output after 300 s"
         time.sleep(0.2)
     assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr.read()[-2000:]}"
+    workers = _children(proc.pid)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
+    gone_by = time.monotonic() + 20  # the JVM exits when it sees its parent go; the local workers are stopped
+    while [pid for pid in workers if _alive(pid)] and time.monotonic() < gone_by:
+        time.sleep(0.2)
+    assert workers and not [pid for pid in workers if _alive(pid)], (workers, "outlived the run")
     assert proc.returncode == 2, err[-3000:]
     assert "terminated (SIGTERM" in err and "nothing was committed" in term.read_text()
     assert json.loads(term.read_text())["reason"] == "Terminated"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "job.yaml", "termination-log"], list(tmp_path.iterdir())
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_example_manifests_are_valid_and_demo_matches():
@@ -146,6 +175,7 @@ NOISE = ("oneDNN", "absl", "cpu_feature_guard", "I0000", "W0000", "E0000", "incu
 
 
 def test_a_run_prints_only_tfscore_lines_and_keeps_the_rest_in_a_log(models, tmp_path):
+    """On Spark, whose JVM is the noisy one (the local engine's runs are checked for noise in the end-to-end test)."""
     inp = testing.write_parquet(tmp_path / "in", testing.tabular_columns(2000, 8))
     manifest = tmp_path / "job.yaml"
     for_output = {out: yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / out, input={"columns": {"features": FEATURES}}))
@@ -153,7 +183,7 @@ def test_a_run_prints_only_tfscore_lines_and_keeps_the_rest_in_a_log(models, tmp
     manifest.write_text(for_output["out"])
     cache = tmp_path / "cache"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
-    proc = tfscore("run", manifest, "--master", "local[2]", env={**env, "TFSCORE_CACHE": str(cache)})
+    proc = tfscore("run", manifest, "--master", "local[2]", "--engine", "spark", env={**env, "TFSCORE_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "tfscore: done" in proc.stdout
     noisy = [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)]
@@ -162,6 +192,7 @@ def test_a_run_prints_only_tfscore_lines_and_keeps_the_rest_in_a_log(models, tmp
     assert len(logs) == 1 and "incubator modules" in logs[0].read_text()  # the JVM's own line, kept in the log
 
     manifest.write_text(for_output["out-verbose"])
-    verbose = tfscore("run", manifest, "--master", "local[2]", "--verbose", env={**env, "TFSCORE_CACHE": str(cache)})
+    verbose = tfscore("run", manifest, "--master", "local[2]", "--engine", "spark", "--verbose",
+                      env={**env, "TFSCORE_CACHE": str(cache)})
     assert verbose.returncode == 0, verbose.stderr[-3000:]
     assert "incubator modules" in verbose.stderr and len(list((cache / "logs").glob("run-*.log"))) == 1

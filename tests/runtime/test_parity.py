@@ -194,6 +194,37 @@ def test_a_column_spark_cannot_read_is_refused_alike_and_an_unused_one_is_ignore
         assert run(doc).rows_out == 10
 
 
+def test_the_local_engine_writes_what_spark_writes_on_every_type(run, models, tmp_path):
+    """The local engine (no JVM) and Spark run the same tasks on plain Parquet: the same files' columns, types and
+    values, over several splits in two files, and the manifest names the engine that ran."""
+    from tfscore.api.manifest import parse
+    from tfscore.runtime.job import RunOptions, run_job
+
+    root = tmp_path / "flat"
+    root.mkdir()
+    feats = testing.tabular_columns(ROWS * 2, 8, seed=9)
+    typed = {k: pa.concat_arrays([v, v]) for k, v in _typed_columns(ROWS).items()}
+    for i, rows in enumerate((slice(0, ROWS), slice(ROWS, 2 * ROWS))):
+        pq.write_table(pa.table({"id": pa.array(feats["id"][rows]), **{c: pa.array(feats[c][rows]) for c in FEATURES},
+                                 **{k: v[rows] for k, v in typed.items()}}), root / f"part-{i}.parquet", row_group_size=8)
+    outputs = {}
+    for engine in ("spark", "local"):
+        out = tmp_path / f"out-{engine}"
+        doc = job_doc(models["mlp"], root, out, input={"columns": {"features": FEATURES}},
+                      output={"passthrough": ["id", *TYPED], "predictions": {"probability": "p"}},
+                      sparkConf={"spark.tfscore.splitRows": "8"})
+        result = run(doc) if engine == "spark" else run_job(parse(doc, "test"), RunOptions(master="local[2]",
+                                                                                             engine="local"))
+        COUNTS["runs"] += 1
+        assert result.rows_out == 2 * ROWS
+        assert json.loads((out / "_tfscore.json").read_text())["engine"] == engine
+        assert len(list(out.glob("part-*.parquet"))) == 6  # one file per split: 3 row groups of 8 rows per file
+        outputs[engine] = read(out, "parquet").sort_by("id")
+    assert outputs["local"].schema.equals(outputs["spark"].schema), (outputs["local"].schema, outputs["spark"].schema)
+    assert comparable(outputs["local"]).equals(comparable(outputs["spark"]))
+    COUNTS["cells"] += len(TYPED)
+
+
 def test_print_the_matrix():
     print(f"parity matrix: {COUNTS['cells']} cells (column type × reader × writer × format) equal across readers in "
           f"{COUNTS['runs']} runs; {COUNTS['refusals']} refusals naming the column in {COUNTS['processes']} fresh "

@@ -13,7 +13,6 @@ import socket
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,16 +21,14 @@ from tfscore import __version__
 from tfscore.api.contract import IncrementalResult, Result
 from tfscore.api.scoringjob import ScoringJob, model_entries
 from tfscore.runtime import arrow_types, commit, ensemble, predstats, report, source, storage
-from tfscore.runtime.doctor import executors
+from tfscore.runtime.engine import start
 from tfscore.runtime.errors import DriftExceeded, InvalidRowError, Terminated, TfscoreError, unwrap
-from tfscore.runtime.model import ResolvedModel, resolve
+from tfscore.runtime.model import ResolvedModel
 from tfscore.runtime.progress import LogSink, PodAnnotationSink, ProgressMonitor
-from tfscore.runtime.report import ReportAccumulator, TaskReport, Totals, timings
+from tfscore.runtime.report import TaskReport, Totals, timings
 from tfscore.runtime.scorer import FaultInjection, Task
-from tfscore.runtime.session import applied_environment, build_session, job_settings, resolve_master
+from tfscore.runtime.session import applied_environment, job_settings, resolve_master
 from tfscore.runtime.sink import ArrowFiles, SparkWriter, check_format, compression, count_rows, wants_arrow_writer
-
-GROUP = "tfscore-score"
 
 
 @dataclass
@@ -40,6 +37,7 @@ class RunOptions:
     properties: dict[str, str] | None = None
     show_progress: bool = False
     spark: Any = None  # an existing SparkSession (tests, notebooks)
+    engine: str = "auto"  # who runs the tasks (engine.choose): auto, local (no JVM) or spark
 
 
 def run_job(job: ScoringJob, options: RunOptions | None = None) -> Result:
@@ -90,42 +88,6 @@ def check_locations(job: ScoringJob) -> None:
                                "output.passthrough)")
 
 
-def _table_location(spark, job: ScoringJob) -> None:
-    """A catalog table's files are an input location too."""
-    table = job.spec.input.table
-    if not table:
-        return
-    try:
-        rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").collect()
-    except Exception:  # noqa: BLE001 - an unknown table is reported by the reader, naming it
-        return
-    where = next((r[1] for r in rows if (r[0] or "").strip() == "Location"), None)
-    if where and storage.location(where).overlaps(storage.location(job.spec.output.uri)):
-        raise TfscoreError(f"output.uri: {job.spec.output.uri} overlaps the location {where} of input.table {table}")
-
-
-def _start(job: ScoringJob, opts: RunOptions, marks: dict[str, float]) -> tuple[Any, list[ResolvedModel]]:
-    """The JVM starts while the models are resolved and read on this thread."""
-    spec = job.spec
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        spark_future = None
-        if opts.spark is None:
-            spark_future = pool.submit(build_session, spec, opts.master, opts.properties or {})
-        try:
-            models = []
-            for entry in model_entries(spec):
-                with ensemble.naming(entry), storage.storage_errors("model.uri", entry.spec.uri):
-                    models.append(resolve(entry.spec))
-            marks["modelResolved"] = time.time()
-        except BaseException:
-            if spark_future is not None:
-                spark_future.cancel()
-            raise
-        spark = opts.spark if opts.spark is not None else spark_future.result()
-    marks["sparkReady"] = time.time()
-    return spark, models
-
-
 def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
     out = job.spec.output
     marks = {"started": time.time()}
@@ -149,52 +111,60 @@ def _run_job(job: ScoringJob, opts: RunOptions) -> Result:
 
 
 def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Committer, marks: dict[str, float]):
+    engine, models = start(job, opts.engine, opts.master, opts.properties or {}, opts.spark, marks)
+    try:
+        return _score_on(engine, models, job, opts, committer, marks)
+    except BaseException:
+        engine.stop()  # no task may write into the staging once the caller discards it
+        raise
+    finally:
+        engine.close()
+
+
+def _score_on(engine, models: list[ResolvedModel], job: ScoringJob, opts: RunOptions, committer: commit.Committer,
+              marks: dict[str, float]) -> Result:
     spec, out = job.spec, job.spec.output
-    spark, models = _start(job, opts, marks)
-    sc = spark.sparkContext
-    if executors.executor_check_wanted(sc.master):  # one image everywhere, or fail now naming the executor and images
-        executors.check_executors(spark, executors.driver_manifest())
-    _table_location(spark, job)
+    engine.check(job)
 
     # bind: the source's schema (partition columns included) against the signature
-    split_rows = spark.conf.get("spark.tfscore.splitRows", None)
+    split_rows = engine.conf("spark.tfscore.splitRows")
     entries = model_entries(spec)
     needed = list(dict.fromkeys([*out.passthrough, *(c for e, m in zip(entries, models, strict=True)
                                                      for c in _columns_named(e.columns, m))]))
     if source.wants_arrow_reader(job):
-        src = source.open_arrow(spark, job, needed, sc.defaultParallelism, int(split_rows) if split_rows else None)
+        src = source.open_arrow(engine.spark, job, needed, engine.parallelism, int(split_rows) if split_rows else None)
         if src.empty and spec.input.incremental is None:
             raise TfscoreError(f"input.uri: {spec.input.uri} holds no data files")
     else:
-        src = source.open_spark(spark, job, needed)
+        src = source.open_spark(engine.spark, job, needed)
     scoring = ensemble.bind_all(entries, models, src.schema, out.passthrough, src.describe)
     output_schema = arrow_types.held_schema(scoring.output_schema())
     output_struct = arrow_types.spark_schema(output_schema)
     check_format(output_schema, str(out.format))
     sink = ArrowFiles(committer.output.staging) if wants_arrow_writer(job) else SparkWriter(committer.output.staging)
-    counts = sc.accumulator({}, ReportAccumulator())
+    counts = engine.new_counts()
     task = Task(scoring=scoring, batch_size=spec.batch_size, source=src.describe,
                 output_schema=output_schema, run_id=committer.run_id,
                 quarantine_staging=committer.quarantine.staging if committer.quarantine else None,
                 out_staging=committer.output.staging if sink.kind == "arrow" else None, compression=compression(job),
                 input_names=tuple(scoring.read_columns), counts=counts,
-                fault=FaultInjection.parse(spark.conf.get("spark.tfscore.faultInjection", None)), **src.task_fields())
+                fault=FaultInjection.parse(engine.conf("spark.tfscore.faultInjection")), **src.task_fields())
 
     # read → score → write, into staging
-    scored = src.scored(spark, task, output_struct)
     sinks = [PodAnnotationSink.from_env(), None if opts.show_progress else LogSink()]
-    sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
+
+    def monitor(tracker) -> ProgressMonitor:
+        return ProgressMonitor(tracker, src.expected_rows, opts.show_progress, sinks)
+
     sigterm = _SigtermGuard()
     try:
         with sigterm:
             try:
-                with ProgressMonitor(spark, GROUP, counts, src.expected_rows, opts.show_progress, sinks):
-                    sink.write(scored, job)
+                reports: dict[int, TaskReport] = engine.score(src, sink, task, output_struct, job, monitor)
             except Exception:
-                _raise_task_error(counts.value)  # a data error cancels the job: report it, not the cancellation
+                _raise_task_error(engine.reports(counts))  # a data error cancels the job: report it, not the cancel
                 raise
             marks["scored"] = time.time()
-            reports: dict[int, TaskReport] = dict(counts.value)
             totals = Totals.of(reports)
             _raise_task_error(reports)
             # verify: rows in == rows out + rows quarantined, counted from the written files
@@ -210,14 +180,11 @@ def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Commi
             _refuse_drift(spec.drift, drifts)
     except Exception as exc:
         if sigterm.hit:
-            _stop_tasks(sc)
             raise Terminated(_SigtermGuard.MESSAGE) from None
         inner = unwrap(exc)
         if inner is not None:
             raise inner from None
         raise
-    finally:
-        sc.setLocalProperty("spark.jobGroup.id", None)
 
     seconds = time.time() - marks["started"]
     statuses = [{**m.status(), **({"name": e.name} if e.name else {})} for e, m in zip(entries, models, strict=True)]
@@ -228,7 +195,7 @@ def _score_and_commit(job: ScoringJob, opts: RunOptions, committer: commit.Commi
                     statistics=predstats.summary(sketches, agreements, drifts),
                     incremental=_incremental_result(job, src.partitions),
                     timeline=report.timeline(marks["origin"], marks, reports.values()))
-    record = _manifest(job, models, result, src.kind, sink.kind, committer.run_id, marks, reports)
+    record = _manifest(job, models, result, src.kind, sink.kind, engine.kind, committer.run_id, marks, reports)
     record["statistics"] = {**result.to_wire().get("statistics", {}),
                             "sketches": sketches.to_wire() if sketches is not None else None}
     with storage.storage_errors("output.uri", out.uri):
@@ -292,25 +259,6 @@ class _SigtermGuard:
             self._previous = None
 
 
-def _stop_tasks(sc, timeout: float = 15.0) -> None:
-    """Cancel the scoring job and wait (bounded) until none of its tasks is active any more, so nothing writes into the
-    staging after it is discarded."""
-    try:
-        sc.cancelJobGroup(GROUP)
-        tracker = sc.statusTracker()
-
-        def active() -> int:
-            stages = [s for j in tracker.getJobIdsForGroup(GROUP) if (info := tracker.getJobInfo(j)) is not None
-                      for s in info.stageIds]
-            return sum(info.numActiveTasks for s in stages if (info := tracker.getStageInfo(s)) is not None)
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and active():
-            time.sleep(0.2)
-    except Exception:  # noqa: BLE001 - best effort: the process is going away anyway
-        pass
-
-
 def _raise_task_error(reports: dict[int, TaskReport]) -> None:
     first = Totals.of(reports).first_error
     if first is not None:
@@ -345,8 +293,8 @@ def _describe_model(model: ResolvedModel) -> dict[str, Any]:
             "outputs": [t.describe() for t in model.signature.outputs.values()]}
 
 
-def _manifest(job: ScoringJob, models: list[ResolvedModel], result: Result, reader: str, writer: str, run_id: str,
-              marks: dict[str, float], reports: dict[int, TaskReport]) -> dict[str, Any]:
+def _manifest(job: ScoringJob, models: list[ResolvedModel], result: Result, reader: str, writer: str, engine: str,
+              run_id: str, marks: dict[str, float], reports: dict[int, TaskReport]) -> dict[str, Any]:
     return {
         "tfscore": __version__,
         "runId": run_id,
@@ -357,6 +305,7 @@ def _manifest(job: ScoringJob, models: list[ResolvedModel], result: Result, read
         "python": sys.version.split()[0],
         "reader": reader,
         "writer": writer,
+        "engine": engine,
         **timings(reports.values()),
         "model": _describe_model(models[0]),
         **({"models": [_describe_model(m) for m in models]} if len(models) > 1 else {}),

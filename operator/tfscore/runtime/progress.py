@@ -90,13 +90,38 @@ class LogSink:
               f"({snap.percent}%)", file=sys.stderr, flush=True)
 
 
-class ProgressMonitor:
-    """Polls Spark's status tracker (tasks) and the task reports' accumulator (rows) from a background thread."""
+class SparkTracker:
+    """Tasks from Spark's status tracker (the job group's stages), rows from the task reports' accumulator."""
 
-    def __init__(self, spark, group: str, counts, total_rows: int | None, show_bar: bool, sinks=(), interval=0.5):
-        self.sc = spark.sparkContext
-        self.group = group
-        self.counts = counts
+    def __init__(self, sc, group: str, counts):
+        self.sc, self.group, self.counts = sc, group, counts
+
+    def tasks(self) -> tuple[int, int]:
+        tracker = self.sc.statusTracker()
+        done = total = 0
+        for job_id in tracker.getJobIdsForGroup(self.group):
+            job = tracker.getJobInfo(job_id)
+            if job is None:
+                continue
+            for stage_id in job.stageIds:
+                stage = tracker.getStageInfo(stage_id)
+                if stage is not None:
+                    done += stage.numCompletedTasks
+                    total += stage.numTasks
+        return done, total
+
+    def reports(self) -> dict:
+        return dict(self.counts.value)
+
+    def cancel(self) -> None:
+        self.sc.cancelJobGroup(self.group)
+
+
+class ProgressMonitor:
+    """Polls the engine's tracker (tasks done and in all, the task reports so far) from a background thread."""
+
+    def __init__(self, tracker, total_rows: int | None, show_bar: bool, sinks=(), interval=0.5):
+        self.tracker = tracker
         self.total_rows = total_rows
         self.sinks = [s for s in sinks if s is not None]
         self.interval = interval
@@ -113,22 +138,12 @@ class ProgressMonitor:
             self._bar_task = None
 
     def poll(self) -> Snapshot:
-        tracker = self.sc.statusTracker()
-        done = total = 0
-        for job_id in tracker.getJobIdsForGroup(self.group):
-            job = tracker.getJobInfo(job_id)
-            if job is None:
-                continue
-            for stage_id in job.stageIds:
-                stage = tracker.getStageInfo(stage_id)
-                if stage is not None:
-                    done += stage.numCompletedTasks
-                    total += stage.numTasks
+        done, total = self.tracker.tasks()
         try:
-            parts = dict(self.counts.value)
+            parts = self.tracker.reports()
             rows = sum(r.rows_in for r in parts.values())
             if any(r.error for r in parts.values()):
-                self.sc.cancelJobGroup(self.group)  # bad data fails every attempt alike: stop the other tasks now
+                self.tracker.cancel()  # bad data fails every attempt alike: stop the other tasks now
         except Exception:  # noqa: BLE001 - the accumulator may be mid-update
             rows = self.snapshot.rows_scored
         self.snapshot = Snapshot(rows, done, max(total, done))

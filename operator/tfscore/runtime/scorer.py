@@ -62,11 +62,17 @@ class Task:
     splits: tuple[splits.Split, ...] = ()  # the Arrow reader's splits (empty: Spark feeds the batches)
     input_schema: pa.Schema | None = None  # the Arrow reader's schema (partition column types)
     input_names: tuple[str, ...] = ()  # Spark feeds positionally renamed columns: these are their real names
-    counts: object = None  # a Spark accumulator of {partition: TaskReport}
+    counts: object = None  # where reports go: a Spark accumulator of {partition: TaskReport}, or the local engine's
     fault: FaultInjection | None = None
 
 
+# (partition, attempt, cores) of the task this process runs when the local engine (local_engine.py), not Spark, runs it.
+LOCAL_TASK: tuple[int, int, int] | None = None
+
+
 def _task_context():
+    if LOCAL_TASK is not None:  # the local engine's worker: no Spark (and no pyspark import) in this process
+        return LOCAL_TASK
     from pyspark import TaskContext
 
     ctx = TaskContext.get()

@@ -1,0 +1,169 @@
+"""Who runs a job's tasks: Spark, or — for a local run from plain Parquet files to plain Parquet files — the local
+engine (local_engine.py), with no JVM.
+
+`choose` is the one place that decides. `SparkEngine` wraps a session in the small interface `LocalEngine` has (conf,
+check, new_counts, reports, score, stop, close), so the job (job.py) reads the same whichever runs it. The cluster path is
+always Spark.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from tfscore.api.scoringjob import ScoringJob, model_entries
+from tfscore.runtime import ensemble, source, splits, storage
+from tfscore.runtime.doctor import executors
+from tfscore.runtime.errors import TfscoreError
+from tfscore.runtime.local_engine import LocalEngine, local_slots
+from tfscore.runtime.model import ResolvedModel, resolve
+from tfscore.runtime.progress import SparkTracker
+from tfscore.runtime.report import ReportAccumulator, TaskReport
+from tfscore.runtime.session import build_session, resolve_master
+from tfscore.runtime.sink import wants_arrow_writer
+
+ENGINES = ("auto", "local", "spark")
+GROUP = "tfscore-score"
+
+
+def why_spark(job: ScoringJob, master: str, handed: bool) -> str | None:
+    """Why this run needs Spark; None when the local engine runs it with the same result."""
+    spec = job.spec
+    if handed:  # the caller's session: its temporary views may be the input, its conf is the caller's to keep
+        return "it was handed a SparkSession"
+    if local_slots(master) is None:  # the cluster path stays Spark: executors, retries across nodes, the UI
+        return f"the master is {master}, not local"
+    if not source.wants_arrow_reader(job):  # formats, where, options and tables are Spark's readers
+        return "its input needs Spark's reader (not plain Parquet, or input.where, input.options or input.table)"
+    if not wants_arrow_writer(job):  # formats, partitionBy and options are Spark's writers
+        return "its output needs Spark's writer (output.format, output.partitionBy or output.options)"
+    if spec.input.incremental is not None:  # partition values are typed by Spark's inference (source.partition_schema)
+        return "input.incremental selects partitions, whose column types Spark infers"
+    try:
+        _, root, files = storage.list_data_files(spec.input.uri)
+    except Exception:  # noqa: BLE001 - the reader names a missing or unreadable input, on either engine
+        return None
+    if splits.has_partitions(root, files):  # as above: both readers must type partition columns as Spark does
+        return "input.uri has partition directories, whose column types Spark infers"
+    return None
+
+
+def choose(job: ScoringJob, engine: str, master: str, handed: bool) -> str:
+    """`auto`: the local engine wherever it can run the job, else Spark; `local` refuses a job it cannot run."""
+    if engine not in ENGINES:
+        raise TfscoreError(f"--engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    if engine == "spark":
+        return "spark"
+    reason = why_spark(job, master, handed)
+    if reason is None:
+        return "local"
+    if engine == "local":
+        raise TfscoreError(f"--engine local: this run needs Spark: {reason}; use --engine auto or spark")
+    return "spark"
+
+
+def resolve_models(job: ScoringJob) -> list[ResolvedModel]:
+    models = []
+    for entry in model_entries(job.spec):
+        with ensemble.naming(entry), storage.storage_errors("model.uri", entry.spec.uri):
+            models.append(resolve(entry.spec))
+    return models
+
+
+def start(job: ScoringJob, engine: str, master: str | None, properties: dict[str, str], spark: Any,
+          marks: dict[str, float]) -> tuple[Any, list[ResolvedModel]]:
+    """The engine starts (the JVM, or the local workers importing TensorFlow) while the models are resolved here."""
+    spec = job.spec
+    resolved_master = resolve_master(master, properties)
+    if choose(job, engine, resolved_master, spark is not None) == "local":
+        local = LocalEngine(resolved_master, {**properties, **spec.spark_conf})
+        try:
+            models = resolve_models(job)
+        except BaseException:
+            local.stop()
+            raise
+        marks["modelResolved"] = time.time()
+        return local, models
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        spark_future = None if spark is not None else pool.submit(build_session, spec, master, properties)
+        try:
+            models = resolve_models(job)
+            marks["modelResolved"] = time.time()
+        except BaseException:
+            if spark_future is not None:
+                spark_future.cancel()
+            raise
+        session = spark if spark is not None else spark_future.result()
+    marks["sparkReady"] = time.time()
+    return SparkEngine(session), models
+
+
+class SparkEngine:
+    """Spark schedules, retries and counts the tasks; the reports travel in an accumulator."""
+
+    kind = "spark"
+
+    def __init__(self, spark):
+        self.spark = spark
+        self.sc = spark.sparkContext
+        self.parallelism = self.sc.defaultParallelism
+
+    def conf(self, key: str) -> str | None:
+        return self.spark.conf.get(key, None)
+
+    def check(self, job: ScoringJob) -> None:
+        if executors.executor_check_wanted(self.sc.master):  # one image everywhere, or fail now naming the executor
+            executors.check_executors(self.spark, executors.driver_manifest())
+        _table_location(self.spark, job)
+
+    def new_counts(self):
+        return self.sc.accumulator({}, ReportAccumulator())
+
+    def reports(self, counts) -> dict[int, TaskReport]:
+        return dict(counts.value)
+
+    def score(self, src, sink, task, output_struct, job: ScoringJob, monitor) -> dict[int, TaskReport]:
+        scored = src.scored(self.spark, task, output_struct)
+        self.sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
+        try:
+            with monitor(SparkTracker(self.sc, GROUP, task.counts)):
+                sink.write(scored, job)
+        finally:
+            self.sc.setLocalProperty("spark.jobGroup.id", None)
+        return dict(task.counts.value)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Cancel the scoring job and wait (bounded) until none of its tasks is active any more, so nothing writes into
+        the staging after it is discarded."""
+        try:
+            self.sc.cancelJobGroup(GROUP)
+            tracker = self.sc.statusTracker()
+
+            def active() -> int:
+                stages = [s for j in tracker.getJobIdsForGroup(GROUP) if (info := tracker.getJobInfo(j)) is not None
+                          for s in info.stageIds]
+                return sum(info.numActiveTasks for s in stages if (info := tracker.getStageInfo(s)) is not None)
+
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and active():
+                time.sleep(0.2)
+        except Exception:  # noqa: BLE001 - best effort: the process is going away anyway
+            pass
+
+    def close(self) -> None:
+        """The session outlives the run (a notebook's, or this process's until it exits)."""
+
+
+def _table_location(spark, job: ScoringJob) -> None:
+    """A catalog table's files are an input location too."""
+    table = job.spec.input.table
+    if not table:
+        return
+    try:
+        rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").collect()
+    except Exception:  # noqa: BLE001 - an unknown table is reported by the reader, naming it
+        return
+    where = next((r[1] for r in rows if (r[0] or "").strip() == "Location"), None)
+    if where and storage.location(where).overlaps(storage.location(job.spec.output.uri)):
+        raise TfscoreError(f"output.uri: {job.spec.output.uri} overlaps the location {where} of input.table {table}")
