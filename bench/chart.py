@@ -33,14 +33,20 @@ def main(src: Path, dst: Path) -> None:
     walls.set_ylabel("seconds, process start → output written (lower is better)")
     walls.set_title(f"Fresh process, best of {cold['rounds']} interleaved rounds ({r['machine']['cpus']} cores)")
     walls.legend()
-    for y, case in enumerate(cases):
-        timeline = cold["cases"][case].get("tfscore_timeline") or {}
+    seen: set[str] = set()
+    rows = [(case, engine) for case in cases for engine in ("tfscore", "tfscore_spark")]
+    for y, (case, engine) in enumerate(rows):
+        timeline = cold["cases"][case].get(f"{engine}_timeline") or {}
         start = 0.0
-        # In the order they happened (the model is resolved while the JVM starts): each bar ends at its phase.
+        # In the order they happened (the model is resolved while the JVM or the workers start): each bar ends at its
+        # phase.
         for end, phase in sorted((timeline[p], p) for p in PHASES if timeline.get(p) is not None):
-            phases.barh(y, end - start, left=start, label=phase if y == 0 else None, color=f"C{PHASES.index(phase)}")
+            phases.barh(y, end - start, left=start, label=phase if phase not in seen else None,
+                        color=f"C{PHASES.index(phase)}")
+            seen.add(phase)
             start = end
-    phases.set_yticks(range(len(cases)), cases, fontsize=9)
+    phases.set_yticks(range(len(rows)), [f"{c.split(',')[0]}\n{'local engine' if e == 'tfscore' else 'Spark'}"
+                                         for c, e in rows], fontsize=8)
     phases.set_xlabel("seconds after the process started")
     phases.set_title("`tfscore run`: time to each phase")
     phases.legend(fontsize=8, loc="lower right")

@@ -1,7 +1,8 @@
 """What a user sees: each tool on the same model and files in a FRESH process, wall time from process start to the
 output written — the by-hand script, Spark's predict_batch_udf, Ray Data (from the bench's own venv when it is built) and
-`tfscore run` (whose timeline says where its time went). Rounds interleave the tools so the machine's noise falls on all
-alike; the best round of each counts."""
+`tfscore run` (whose timeline says where its time went), on its default engine (these plain-Parquet jobs run on the
+local engine, no JVM) and with `--engine spark` (a local Spark session). Rounds interleave the tools so the machine's
+noise falls on all alike; the best round of each counts."""
 
 from __future__ import annotations
 
@@ -85,8 +86,9 @@ def _once(tool: str, case: dict, out: Path, bench_python: str | None) -> tuple[f
     """One fresh-process run: (wall seconds, tfscore's timeline or None)."""
     shutil.rmtree(out, ignore_errors=True)
     args = json.dumps({**case, "output": str(out)})
-    if tool == "tfscore":
-        cmd = [tfscore_exe(), "run", str(_tfscore_manifest(case, out)), "--json"]
+    if tool.startswith("tfscore"):
+        cmd = [tfscore_exe(), "run", str(_tfscore_manifest(case, out)), "--json",
+               "--engine", "spark" if tool == "tfscore_spark" else "auto"]
     else:
         python = bench_python if tool == "ray_data" else sys.executable
         cmd = [python, str(TOOLS / f"{tool}.py"), args]
@@ -95,15 +97,15 @@ def _once(tool: str, case: dict, out: Path, bench_python: str | None) -> tuple[f
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"{tool} failed on {case['input']}: {proc.stderr.strip().splitlines()[-1:]}")
-    timeline = json.loads(proc.stdout)["timeline"] if tool == "tfscore" else None
+    timeline = json.loads(proc.stdout)["timeline"] if tool.startswith("tfscore") else None
     return wall, timeline
 
 
 def cold(work: Path, tabular_rows: int, conv_rows: int, rounds: int, bench_python: str | None) -> dict:
-    tools = ["by_hand", "batch_udf", *(["ray_data"] if bench_python else []), "tfscore"]
+    tools = ["by_hand", "batch_udf", *(["ray_data"] if bench_python else []), "tfscore", "tfscore_spark"]
     cases = _cases(work, tabular_rows, conv_rows)
     best: dict[str, dict[str, float]] = {name: {} for name in cases}
-    timelines: dict[str, dict] = {}
+    timelines: dict[tuple[str, str], dict] = {}
     for _ in range(rounds):
         for name, case in cases.items():
             for tool in tools:
@@ -111,14 +113,16 @@ def cold(work: Path, tabular_rows: int, conv_rows: int, rounds: int, bench_pytho
                 if wall < best[name].get(tool, float("inf")):
                     best[name][tool] = wall
                     if timeline is not None:
-                        timelines[name] = timeline
+                        timelines[name, tool] = timeline
     result: dict = {"rounds": rounds, "tools": tools,
                     "ray_data": "ran" if bench_python else "skipped: the bench venv is not built (make bench-venv)",
                     "cases": {}}
     for name, walls in best.items():
         entry = {"rows": cases[name]["rows"], "wall_s": {k: round(v, 2) for k, v in walls.items()},
                  "tfscore_vs_by_hand": round(walls["tfscore"] / walls["by_hand"], 3),
-                 "tfscore_timeline": timelines.get(name)}
+                 "tfscore_spark_vs_by_hand": round(walls["tfscore_spark"] / walls["by_hand"], 3),
+                 "tfscore_timeline": timelines.get((name, "tfscore")),
+                 "tfscore_spark_timeline": timelines.get((name, "tfscore_spark"))}
         if "ray_data" in walls:
             entry["tfscore_vs_ray_data"] = round(walls["tfscore"] / walls["ray_data"], 3)
         result["cases"][name] = entry
@@ -128,9 +132,10 @@ def cold(work: Path, tabular_rows: int, conv_rows: int, rounds: int, bench_pytho
 def report(c: dict) -> None:
     tools = c["tools"]
     print(f"\nfresh processes, wall seconds (best of {c['rounds']} interleaved rounds; {c['ray_data']}):")
-    print(f"{'case':36}" + "".join(f"{t:>11}" for t in tools) + f"{'vs hand':>9}{'vs ray':>8}{'1st batch':>10}")
+    print(f"{'case':36}" + "".join(f"{t:>14}" for t in tools) + f"{'vs hand':>9}{'vs ray':>8}{'1st batch':>10}"
+          + f"{'(spark)':>8}")
     for name, e in c["cases"].items():
-        first = (e.get("tfscore_timeline") or {}).get("firstBatch")
-        print(f"{name:36}" + "".join(f"{e['wall_s'][t]:>11.2f}" for t in tools)
+        firsts = [(e.get(f"{t}_timeline") or {}).get("firstBatch") for t in ("tfscore", "tfscore_spark")]
+        print(f"{name:36}" + "".join(f"{e['wall_s'][t]:>14.2f}" for t in tools)
               + f"{e['tfscore_vs_by_hand']:>9.2f}{e.get('tfscore_vs_ray_data', float('nan')):>8.2f}"
-              + f"{first if first is not None else float('nan'):>10}")
+              + "".join(f"{f if f is not None else float('nan'):>{w}}" for f, w in zip(firsts, (10, 8), strict=True)))
