@@ -83,8 +83,12 @@ def _run_task(task, index: int, attempt: int, cores: int) -> TaskReport:
 
 
 class LocalEngine:
-    """A pool of `cores // task_cpus` worker processes, started at once (spawned: a fresh interpreter each, so nothing
-    of the driver's threads or file handles is forked into them)."""
+    """A pool of `cores // task_cpus` worker processes, started at once.
+
+    Spawned, each a fresh interpreter importing TensorFlow itself, not forked from a process that imported it once (a
+    forkserver preload, or PySpark's daemon importing it before its forks): `import tensorflow` imports pandas and
+    pyarrow, which start native threads (jemalloc's background thread among them), and forking a process with threads
+    is what PySpark's daemon.py warns against. The imports run in parallel, one per core, while the driver plans."""
 
     kind = "local"
     spark = None
