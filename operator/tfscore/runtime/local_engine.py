@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import re
 import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -55,8 +56,17 @@ class _Collector:
         self.report = next(iter(value.values()))
 
 
-def _warm() -> None:
+def _orphaned(parent: int) -> None:
+    """A worker whose driver died (SIGKILL, OOM) exits: its queue never closes (every worker holds both ends), and an
+    orphan would keep scoring, hold the driver's stdout open and pin its memory."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _warm(parent: int) -> None:
     """Each worker imports TensorFlow and the scoring code as soon as it starts, while the driver still plans."""
+    threading.Thread(target=_orphaned, args=(parent,), name="tfscore-orphan-watch", daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver stops the workers
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow  # noqa: F401
@@ -107,7 +117,7 @@ class LocalEngine:
         self._total = 0
         self._cancelled = False
         self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_warm)
+                                        initializer=_warm, initargs=(os.getpid(),))
         # ProcessPoolExecutor spawns a worker per submitted call: one call each starts them all now.
         self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]
 
@@ -163,6 +173,8 @@ class LocalEngine:
                         self._cancelled = True  # bad data fails every attempt alike: start nothing more
                 if self._cancelled:
                     break  # the caller reports the error and stops the attempts still running (stop)
+        if not self._cancelled:
+            self.close()  # the workers' memory is free before the commit, and none outlives a driver killed in it
         return dict(self._reports)
 
     def _submit(self, task, index: int, attempt: int) -> Future:

@@ -161,14 +161,16 @@ HARDENED = {"spark.sql.runSQLOnFiles": "false"}
 @contextmanager
 def job_settings(spark, spec):
     """A run on a SparkSession it was handed (tests, notebooks) gets the SQL settings a run of its own has — the time
-    zone, Parquet timestamp type, Arrow batch size, the job's sparkConf and the hardening — for the run's duration; the
-    caller's values come back afterwards. Without them the same job wrote other types than `tfscore run` does. The
-    session itself is kept (its temporary views are the job's input.table); settings fixed at start-up stay the caller's."""
+    zone, Parquet timestamp type, Arrow batch size, the job's sparkConf (its SQL and spark.tfscore.* keys) and the
+    hardening — for the run's duration; the caller's values come back afterwards. Without them the same job wrote other
+    types than `tfscore run` does, and ignored its split size. The session itself is kept (its temporary views are the
+    job's input.table); settings fixed at start-up stay the caller's."""
     conf = {**runtime_defaults(spec, spark.sparkContext.master), **spec.spark_conf, **HARDENED}
     saved: dict[str, str | None] = {}
     try:
         for key, value in conf.items():
-            if key.startswith("spark.sql.") and spark.conf.isModifiable(key):
+            # spark.tfscore.* are the runtime's own knobs (split size, fault injection), read from the session's conf.
+            if key.startswith("spark.tfscore.") or key.startswith("spark.sql.") and spark.conf.isModifiable(key):
                 saved[key] = spark.conf.get(key, None)
                 spark.conf.set(key, value)
         yield spark
