@@ -17,6 +17,12 @@ def tfscore(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
     return subprocess.run([TFSCORE, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
+def children(pid: int) -> list[int]:
+    """The pids of a process's children (Linux /proc)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
 def job_doc(model_uri, input_uri, output_uri, /, **spec) -> dict:
     """A ScoringJob manifest; `spec` keys override/extend (model/input/output dicts are merged). No model_uri: the
     spec gives `models` instead."""

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from harness.runtime import FEATURES, TFSCORE, job_doc, tfscore
+from harness.runtime import FEATURES, TFSCORE, children, job_doc, tfscore
 from tfscore import testing
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ def test_sigterm_while_scoring_discards_the_staging(models, tmp_path, engine):
         assert time.monotonic() < deadline, "no task output after 300 s"
         time.sleep(0.2)
     assert proc.poll() is None, f"the run ended before it could be interrupted: {proc.stderr.read()[-2000:]}"
-    workers = _children(proc.pid)
+    workers = children(proc.pid)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     gone_by = time.monotonic() + 20  # the JVM exits when it sees its parent go; the local workers are stopped
@@ -143,11 +143,6 @@ def test_sigterm_while_scoring_discards_the_staging(models, tmp_path, engine):
     assert "terminated (SIGTERM" in err and "nothing was committed" in term.read_text()
     assert json.loads(term.read_text())["reason"] == "Terminated"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "job.yaml", "termination-log"], list(tmp_path.iterdir())
-
-
-def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def _alive(pid: int) -> bool:

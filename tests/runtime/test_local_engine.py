@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from harness.runtime import FEATURES, TFSCORE, job_doc, tfscore
+from harness.runtime import FEATURES, TFSCORE, children, job_doc, tfscore
 from tfscore import testing
 from tfscore.api.manifest import parse
 from tfscore.runtime.errors import InvalidRowError
@@ -84,8 +84,7 @@ def test_a_killed_worker_fails_the_run_with_a_sentence_and_nothing_is_left(model
     while not list(tmp_path.glob(".out.tfscore-out-*/_attempts/*")) and proc.poll() is None:
         assert time.monotonic() < deadline, "no task output after 120 s"
         time.sleep(0.1)
-    children = [int(p) for p in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()]
-    workers = [p for p in children if b"spawn_main" in open(f"/proc/{p}/cmdline", "rb").read()]  # not the tracker
+    workers = [p for p in children(proc.pid) if b"spawn_main" in open(f"/proc/{p}/cmdline", "rb").read()]  # no tracker
     assert workers, "no worker processes"
     os.kill(workers[0], signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
