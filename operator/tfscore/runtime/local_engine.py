@@ -119,7 +119,8 @@ class LocalEngine:
         self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_warm, initargs=(os.getpid(),))
         # ProcessPoolExecutor spawns a worker per submitted call: one call each starts them all now.
-        self._warming = [self.pool.submit(_ready) for _ in range(self.workers)]
+        for _ in range(self.workers):
+            self.pool.submit(_ready)
 
     def conf(self, key: str) -> str | None:
         return self.conf_values.get(key)
