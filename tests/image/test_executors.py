@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from imagekit import ROOT, run_args, shared_dir
+from imagekit import run_args, shared_dir
 from podkube import FakeKube
 
 ROWS = 3_000
@@ -88,7 +88,6 @@ def test_a_driver_outside_the_image_fails_fast_naming_the_executor(runtime_image
     pytest.importorskip("pyspark")
     data = shared_dir(tmp_path / "data")
     conf = write_properties(shared_dir(tmp_path / "conf") / "spark.properties", runtime_image)
-    sys.path.insert(0, str(ROOT / "operator"))
     from tfscore.runtime.demo import prepare
 
     job = prepare(data / "demo", 500)
