@@ -146,6 +146,17 @@ def keras_mlp(root: str | Path, features: int = 8, hidden: int = 16, version: in
     return str(path)
 
 
+def keras_export(root: str | Path, features: int = 8, version: int = 1, seed: int = 0) -> str:
+    """The same Keras 3 model as keras_mlp, exported as a SavedModel (`model.export`, what serving wants) at
+    <root>/<version>: signature serving_default, input `feats`, outputs `risk` and `logit`."""
+    import keras
+
+    path = keras_mlp(Path(f"{root}-archive"), features=features, version=version, seed=seed)
+    target = Path(root) / str(version)
+    keras.saving.load_model(path, compile=False).export(str(target), verbose=False)
+    return str(target)
+
+
 def call_keras(path: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A .keras model called directly on in-memory numpy (the reference)."""
     import keras

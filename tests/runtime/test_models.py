@@ -5,6 +5,10 @@ version and fingerprint, the prediction statistics and the champion/challenger a
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,7 +16,9 @@ import pytest
 
 from harness.runtime import FEATURES, job_doc
 from tfscore import testing
+from tfscore.api.manifest import parse
 from tfscore.runtime.errors import TfscoreError
+from tfscore.runtime.job import RunOptions, run_job
 
 ROWS = 4000
 
@@ -104,3 +110,30 @@ def test_a_row_invalid_for_one_model_is_quarantined_once(run, models, keras_mode
     q = pq.read_table(str(tmp_path / "q"))
     assert sorted(q["id"].to_pylist()) == [7, 70]
     assert all(r.startswith("models[2] (shaped): column 'extra' is null") for r in q["_tfscore_reason"].to_pylist())
+
+
+def test_a_keras_exported_savedmodel_scores_on_both_engines_with_workers_that_never_import_keras(run, data, tmp_path):
+    """`model.export()` (Keras 3's SavedModel for serving) scored by Spark's Python workers and by the local engine's:
+    both equal direct calls. Workers import TensorFlow without the Keras import TensorFlow makes eagerly
+    (model.import_tensorflow), and in a fresh process Keras still loads on first use."""
+    inp, cols = data
+    root = tmp_path / "exported"
+    version = testing.keras_export(root, seed=4)
+    want = testing.call_signature(version, {"feats": feats(cols)})["risk"][:, 0]
+    for engine in ("spark", "local"):
+        out = tmp_path / f"out-{engine}"
+        doc = job_doc(str(root), inp, out, input={"columns": {"feats": FEATURES}},
+                      output={"passthrough": ["id"], "predictions": {"risk": "p"}})
+        result = run(doc) if engine == "spark" else run_job(parse(doc, "test"), RunOptions(master="local[2]",
+                                                                                             engine="local"))
+        got = pq.read_table(str(out)).sort_by("id")["p"].to_numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=engine)
+        assert result.rows_out == ROWS
+    probe = ("import sys\nfrom tfscore.runtime import model\ntf = model.import_tensorflow()\n"
+             "print(sorted(m for m in ('keras', 'pandas') if m in sys.modules))\n"
+             "import keras\nprint(keras.saving.load_model(sys.argv[1], compile=False).name, tf.keras.layers.Dense)\n")
+    proc = subprocess.run([sys.executable, "-c", probe, f"{root}-archive/1/model.keras"], capture_output=True,
+                          text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "[]" and "Dense" in lines[1], proc.stdout

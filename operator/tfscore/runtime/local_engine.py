@@ -69,13 +69,14 @@ def _warm(parent: int) -> None:
     threading.Thread(target=_orphaned, args=(parent,), name="tfscore-orphan-watch", daemon=True).start()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the driver stops the workers
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow  # noqa: F401
+    from tfscore.runtime import model, scorer  # noqa: F401
 
-    from tfscore.runtime import scorer  # noqa: F401
+    model.import_tensorflow()
 
 
-def _ready() -> int:
-    return os.getpid()
+def _ready() -> float:
+    """When this worker was ready: started, TensorFlow imported (the initializer ran before any call)."""
+    return time.time()
 
 
 def _run_task(task, index: int, attempt: int, cores: int) -> TaskReport:
@@ -119,8 +120,7 @@ class LocalEngine:
         self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_warm, initargs=(os.getpid(),))
         # ProcessPoolExecutor spawns a worker per submitted call: one call each starts them all now.
-        for _ in range(self.workers):
-            self.pool.submit(_ready)
+        self._started = [self.pool.submit(_ready) for _ in range(self.workers)]
 
     def conf(self, key: str) -> str | None:
         return self.conf_values.get(key)
@@ -133,6 +133,12 @@ class LocalEngine:
 
     def reports(self, counts=None) -> dict[int, TaskReport]:
         return dict(self._reports)
+
+    def marks(self) -> dict[str, float]:
+        """The timeline's executorsRegistered: the last worker ready, when every one was."""
+        if not all(f.done() and not f.cancelled() and f.exception() is None for f in self._started):
+            return {}
+        return {"executorsRegistered": max(f.result() for f in self._started)}
 
     # ---- the tracker the progress monitor polls
     def tasks(self) -> tuple[int, int]:
@@ -175,7 +181,10 @@ class LocalEngine:
                 if self._cancelled:
                     break  # the caller reports the error and stops the attempts still running (stop)
         if not self._cancelled:
-            self.close()  # the workers' memory is free before the commit, and none outlives a driver killed in it
+            # Every task's files are closed and its report is here: the workers are ended now, so their memory is free
+            # before the commit and none outlives a driver killed in it. Terminated, not shut down: a worker exiting
+            # normally tears TensorFlow down, ~1 s per run here (lastBatch → scored in the timeline).
+            self.stop()
         return dict(self._reports)
 
     def _submit(self, task, index: int, attempt: int) -> Future:
@@ -186,7 +195,8 @@ class LocalEngine:
                                "committed") from None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stop every worker now (SIGTERM of the run): no task writes into the staging once this returns."""
+        """Stop every worker now (at the end of the tasks, or at the run's SIGTERM): no task writes into the staging once
+        this returns."""
         processes = list((getattr(self.pool, "_processes", None) or {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
         for p in processes:

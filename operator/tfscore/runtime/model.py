@@ -13,8 +13,10 @@ import hashlib
 import os
 import posixpath
 import shutil
+import sys
 import tempfile
 import threading
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,13 +249,38 @@ _LOADED: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 _LOAD_LOCK = threading.Lock()
 
 
+_KERAS_EAGER = "keras.src.optimizers"
+
+
+def import_tensorflow() -> types.ModuleType:
+    """`import tensorflow` for a scoring worker, without the Keras import TensorFlow's own __init__ makes eagerly.
+
+    TensorFlow ends its import with `importlib.import_module("keras.src.optimizers")` (skipped when that raises
+    ImportError) so that Keras 2's optimizers register in the SavedModel registry. Keras 3 registers nothing there, and
+    scoring a SavedModel calls only its signature's functions; yet that import pulls in all of Keras and pandas: ~1.3 s of
+    a worker's ~5.5 s import on this machine (bench: `import tensorflow` with and without it). A placeholder module stands
+    in for it during the import and is removed after, so `import keras` (a `.keras` archive: keras_archive.py) and
+    `tf.keras` still load the real Keras on first use."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    placeholder = None
+    if _KERAS_EAGER not in sys.modules:  # a process that imported Keras itself keeps it
+        placeholder = sys.modules[_KERAS_EAGER] = types.ModuleType(_KERAS_EAGER)
+    try:
+        import tensorflow
+    finally:
+        if placeholder is not None and sys.modules.get(_KERAS_EAGER) is placeholder:
+            del sys.modules[_KERAS_EAGER]
+    return tensorflow
+
+
 def configure_threads(cores: int) -> None:
     """Size TensorFlow's thread pools to the task's cores. Only effective before TensorFlow's first op in the process."""
     cores = max(1, int(cores))
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cores))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    tf = import_tensorflow()
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["TF_NUM_INTRAOP_THREADS"]))
@@ -272,8 +299,7 @@ def load_function(model: ResolvedModel, cores: int = 1):
         fn = _LOADED.get(key)
         if fn is None:
             configure_threads(cores)
-            import tensorflow as tf
-
+            tf = import_tensorflow()
             local = materialize(model.version_uri)
             archive = keras_archive.archive_in(local) if model.kind == "keras" else None
             found = fingerprint(archive or local)
