@@ -23,7 +23,11 @@ def main(src: Path, dst: Path) -> None:
     r = json.loads(src.read_text())
     cold = r["cold"]
     cases, tools = list(cold["cases"]), cold["tools"]
-    fig, (walls, phases) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
+    cluster = r.get("cluster")
+    if cluster:
+        fig, (walls, phases, pods) = plt.subplots(1, 3, figsize=(19, 4.8), gridspec_kw={"width_ratios": [3, 2, 2]})
+    else:
+        fig, (walls, phases) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.8 / len(tools)
     for i, tool in enumerate(tools):
         values = [cold["cases"][c]["wall_s"].get(tool, 0) for c in cases]
@@ -50,9 +54,35 @@ def main(src: Path, dst: Path) -> None:
     phases.set_xlabel("seconds after the process started")
     phases.set_title("`tfscore run`: time to each phase")
     phases.legend(fontsize=8, loc="lower right")
+    if cluster:
+        _cluster(pods, cluster)
     fig.tight_layout()
     fig.savefig(dst, dpi=110)
     print(f"written: {dst}")
+
+
+CLUSTER_PHASES = ["driverStarted", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch",
+                  "committed", "succeededSeen"]
+
+
+def _cluster(ax, cluster: dict) -> None:
+    """`make bench-cluster`: each run's phases, in seconds after `kubectl apply`."""
+    runs = list(cluster["runs"].items())
+    seen: set[str] = set()
+    for y, (_, run) in enumerate(runs):
+        after = run["seconds_after_apply"]
+        start = 0.0
+        for end, phase in sorted((after[p], p) for p in CLUSTER_PHASES if after.get(p) is not None):
+            ax.barh(y, end - start, left=start, label=phase if phase not in seen else None,
+                    color=f"C{CLUSTER_PHASES.index(phase)}")
+            seen.add(phase)
+            start = end
+    ax.set_yticks(range(len(runs)), [f"{k.split('x')[0]} executor(s)\n{r['scoring_rows_per_s']:,} rows/s"
+                                     for k, r in runs], fontsize=8)
+    ax.axvline(cluster["targets"]["apply_to_first_batch_s_max"], color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel("seconds after `kubectl apply` (dashed: first-batch target)")
+    ax.set_title(f"ScoringJob on the harness cluster ({cluster['rows']:,} rows)")
+    ax.legend(fontsize=7, loc="lower right")
 
 
 if __name__ == "__main__":

@@ -123,11 +123,15 @@ def main() -> int:
                     help="the bench venv's python (Ray Data, the chart); without it those are skipped")
     ap.add_argument("--skip", nargs="*", default=[],
                     help="sections to skip: cold tabular image models memory overhead")
+    ap.add_argument("--report", action="store_true",
+                    help="print the figures already in --out (and redraw the chart) without measuring anything")
     ap.add_argument("--memory-child", nargs=2, metavar=("WORK", "ROWS"), help=argparse.SUPPRESS)  # _peak_run's process
     args = ap.parse_args()
     if args.memory_child:
         print("RESULT" + json.dumps(memory_child(args.memory_child[0], int(args.memory_child[1]))))
         return 0
+    if args.report:
+        return _publish(json.loads(Path(args.out).read_text()), args)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}, "targets": {
@@ -154,9 +158,16 @@ def main() -> int:
     if "memory" not in args.skip:
         results["memory"] = memory(work, *args.memory_rows)
 
-    Path(args.out).write_text(json.dumps(results, indent=2))
-    report(results)
+    earlier = json.loads(Path(args.out).read_text()) if Path(args.out).exists() else {}
+    results = {**earlier, **results}  # sections not run this time (skipped, or `make bench-cluster`'s) are kept
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwritten: {args.out}")
+    return _publish(results, args)
+
+
+def _publish(results: dict, args) -> int:
+    """The table on stdout, and the chart when the bench venv (matplotlib) is there."""
+    report(results)
     if args.bench_python and "cold" in results:
         import subprocess
 
@@ -374,6 +385,25 @@ def report(r: dict) -> None:
         o = r["overhead"]
         print(f"fixed overhead: start → first batch {o['start_to_first_batch_s']} s (whole tiny job {o['total_s']} s); "
               "timeline: " + ", ".join(f"{k} {v}" for k, v in o["timeline"].items() if v is not None))
+    if "cluster" in r:
+        cluster_report(r["cluster"])
+
+
+CLUSTER_PHASES = ("driverStarted", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch", "committed",
+                  "succeededSeen")
+
+
+def cluster_report(c: dict) -> None:
+    """`make bench-cluster`'s section (tests/e2e/bench_cluster.py): seconds after `kubectl apply` to each phase."""
+    print(f"\ncluster ({c['rows']:,} rows, 1-core executors; seconds after `kubectl apply`, best of {c['rounds']}):")
+    print(f"{'':10}" + "".join(f"{k[:12]:>13}" for k in CLUSTER_PHASES) + f"{'rows/s':>10}")
+    for key, run in c["runs"].items():
+        s = run["seconds_after_apply"]
+        print(f"{key:10}" + "".join(f"{s.get(k, float('nan')):>13.1f}" for k in CLUSTER_PHASES)
+              + f"{run['scoring_rows_per_s'] or 0:>10,}")
+    t = c["targets"]
+    print(f"2 executors vs 1, rows/s while scoring: ×{c['two_vs_one_executor_rows_per_s']} (target ≥ "
+          f"{t['two_vs_one_min']}); apply → first batch target ≤ {t['apply_to_first_batch_s_max']} s")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,14 @@
 # minutes): `make e2e` runs it anyway.
 TEST_TIERS += e2e
 
-.PHONY: e2e test-e2e
+.PHONY: e2e test-e2e bench-cluster
 
 e2e: venv                      ## the e2e tier, always (TFSCORE_E2E_KEEP=1 leaves cluster + release up for debugging)
 	TFSCORE_E2E=1 $(PYTEST) tests/e2e
 
 test-e2e: venv                 ## the e2e tier as part of `make test`: runs under CI=true, skips with the reason otherwise
 	$(PYTEST) tests/e2e
+
+bench-cluster: venv            ## the cluster path timed: apply → first batch → Succeeded, 1 vs 2 executors (bench/results.json)
+	TFSCORE_E2E=1 $(PYTEST) tests/e2e/bench_cluster.py
+	$(BIN)/python bench/run.py --report $(if $(wildcard $(BENCH_VENV)/bin/python),--bench-python $(BENCH_VENV)/bin/python)

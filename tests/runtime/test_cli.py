@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ def test_run_manifest_end_to_end(models, tmp_path, engine):
     manifest.write_text(yaml.safe_dump(job_doc(models["mlp"], inp, tmp_path / "out",
                                                input={"columns": {"features": FEATURES}},
                                                output={"passthrough": ["id"], "predictions": {"probability": "p"}})))
+    launched = time.time()
     proc = tfscore("run", manifest, "--json", "--master", "local[2]", "--engine", engine)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)], proc.stderr[-3000:]
@@ -47,8 +49,12 @@ def test_run_manifest_end_to_end(models, tmp_path, engine):
     if engine == "spark":
         assert manifest_record["engine"] == "spark" and t["jvmReady"] is not None, t
         assert t["jvmReady"] <= t["firstTask"] and t["committed"] <= t["jvmReady"] + result["seconds"] + 1, t
-    else:  # no JVM at all
+        assert t.get("executorsRegistered") is None, t  # a local master's only executor is the driver
+    else:  # no JVM at all; both workers ready (TensorFlow imported) before the last batch
         assert manifest_record["engine"] == "local" and t.get("jvmReady") is None, t
+        assert t["modelResolved"] < t["executorsRegistered"] <= t["lastBatch"], t
+    started = datetime.fromisoformat(t["startedAt"]).timestamp()  # the origin: this process's start
+    assert -0.5 < started - launched < 5, (t["startedAt"], launched)
     recorded = manifest_record["result"]["timeline"]
     assert "committed" not in recorded and recorded["firstBatch"] == t["firstBatch"]
 

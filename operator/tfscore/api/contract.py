@@ -65,9 +65,14 @@ class IncrementalResult(StatusModel):
 class Timeline(StatusModel):
     """Seconds from the driver process's start to each phase of the run: where the time a user waits for goes."""
 
+    started_at: Annotated[str | None, Field(description="When the driver process started (RFC 3339, UTC): the origin "
+                                                        "of every figure below.")] = None
     jvm_ready: Annotated[float | None, Field(description="Spark's JVM and session are up.")] = None
     model_resolved: Annotated[float | None, Field(description="Every model's version resolved and its signature "
                                                               "read.")] = None
+    executors_registered: Annotated[float | None, Field(description="Every executor Spark asked for registered (a "
+                                                                    "cluster run), or every local worker started, "
+                                                                    "TensorFlow imported (the local engine).")] = None
     first_task: Annotated[float | None, Field(description="The first task started on an executor.")] = None
     first_batch: Annotated[float | None, Field(description="The first batch was scored.")] = None
     last_batch: Annotated[float | None, Field(description="The last task finished scoring.")] = None

@@ -2,12 +2,13 @@
 engine (local_engine.py), with no JVM.
 
 `choose` is the one place that decides. `SparkEngine` wraps a session in the small interface `LocalEngine` has (conf,
-check, new_counts, reports, score, stop, close), so the job (job.py) reads the same whichever runs it. The cluster path is
+check, new_counts, reports, marks, score, stop, close), so the job (job.py) reads the same whichever runs it. The cluster path is
 always Spark.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -108,6 +109,28 @@ class SparkEngine:
         self.spark = spark
         self.sc = spark.sparkContext
         self.parallelism = self.sc.defaultParallelism
+        self._registered: float | None = None
+        wanted = executors_wanted(self.sc.master, self.conf("spark.executor.instances"))
+        if wanted:
+            threading.Thread(target=self._watch_registrations, args=(wanted,), name="tfscore-executors",
+                             daemon=True).start()
+
+    def _watch_registrations(self, wanted: int, timeout: float = 900.0) -> None:
+        """When the last executor asked for registered: polled (Spark tells Python no listener events); the driver
+        itself is one entry of getExecutorMemoryStatus."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                registered = self.sc._jsc.sc().getExecutorMemoryStatus().size() - 1
+            except Exception:  # noqa: BLE001 - the session stopped: no figure
+                return
+            if registered >= wanted:
+                self._registered = time.time()
+                return
+            time.sleep(0.25)
+
+    def marks(self) -> dict[str, float]:
+        return {"executorsRegistered": self._registered} if self._registered is not None else {}
 
     def conf(self, key: str) -> str | None:
         return self.spark.conf.get(key, None)
@@ -153,6 +176,17 @@ class SparkEngine:
 
     def close(self) -> None:
         """The session outlives the run (a notebook's, or this process's until it exits)."""
+
+
+def executors_wanted(master: str, instances: str | None) -> int | None:
+    """How many executors a run waits for: spark.executor.instances on a cluster master; none on a local one, whose
+    only executor is the driver."""
+    if master.startswith("local") or not instances:
+        return None
+    try:
+        return max(0, int(instances)) or None
+    except ValueError:
+        return None
 
 
 def _table_location(spark, job: ScoringJob) -> None:

@@ -165,6 +165,7 @@ def _score_on(engine, models: list[ResolvedModel], job: ScoringJob, opts: RunOpt
                 _raise_task_error(engine.reports(counts))  # a data error cancels the job: report it, not the cancel
                 raise
             marks["scored"] = time.time()
+            marks.update(engine.marks())
             totals = Totals.of(reports)
             _raise_task_error(reports)
             # verify: rows in == rows out + rows quarantined, counted from the written files

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,9 @@ def timeline(origin: float, marks: dict[str, float], reports: Iterable[TaskRepor
     def at(t: float | None) -> float | None:
         return None if t is None else round(t - origin, 3)
 
-    return Timeline(jvm_ready=at(marks.get("sparkReady")), model_resolved=at(marks.get("modelResolved")),
+    return Timeline(started_at=datetime.fromtimestamp(origin, UTC).isoformat(timespec="milliseconds"),
+                    jvm_ready=at(marks.get("sparkReady")), model_resolved=at(marks.get("modelResolved")),
+                    executors_registered=at(marks.get("executorsRegistered")),
                     first_task=at(min(starts, default=None)), first_batch=at(min(firsts, default=None)),
                     last_batch=at(max(ends, default=None)), scored=at(marks.get("scored")),
                     verified=at(marks.get("verified")), committed=at(marks.get("committed")))

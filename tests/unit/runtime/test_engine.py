@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tfscore.api.manifest import parse
-from tfscore.runtime.engine import choose, why_spark
+from tfscore.runtime.engine import choose, executors_wanted, why_spark
 from tfscore.runtime.errors import TfscoreError
 
 
@@ -53,3 +53,10 @@ def test_the_cluster_and_a_handed_session_stay_on_spark(tmp_path):
     assert "handed a SparkSession" in why_spark(job, "local[2]", handed=True)
     with pytest.raises(TfscoreError, match="--engine: 'jvm' is not one of auto, local, spark"):
         choose(job, "jvm", "local[2]", handed=False)
+
+
+@pytest.mark.parametrize("master, instances, wanted", [
+    ("k8s://https://10.0.0.1:443", "2", 2), ("k8s://https://10.0.0.1:443", None, None), ("local[2]", "2", None),
+    ("spark://host:7077", "0", None), ("k8s://https://x", "many", None)])
+def test_a_run_waits_for_the_executors_it_asked_for_on_a_cluster_only(master, instances, wanted):
+    assert executors_wanted(master, instances) == wanted
