@@ -33,6 +33,8 @@ executor() {
   # The operator's k8s:// master, so that Spark reads spark.authenticate.secret.file here too (SecurityManager reads
   # the file only under a k8s master; Spark refuses -Dspark.* in spark.executor.extraJavaOptions).
   [[ -z "${TFSCORE_SPARK_MASTER:-}" ]] || opts+=("-Dspark.master=$TFSCORE_SPARK_MASTER")
+  # The executors' class-data-sharing archive (images/runtime/cds.sh), made for exactly the classpath below.
+  [[ ! -r "${TFSCORE_CDS_DIR:-/nonexistent}/executor.jsa" ]] || opts+=("-XX:SharedArchiveFile=$TFSCORE_CDS_DIR/executor.jsa")
 
   local classpath="${SPARK_CONF_DIR:-/opt/spark/conf}:${SPARK_HOME:?SPARK_HOME is not set}/jars/*"
   [[ -z "${SPARK_CLASSPATH:-}" ]] || classpath+=":$SPARK_CLASSPATH"

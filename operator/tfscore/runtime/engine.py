@@ -8,9 +8,8 @@ always Spark.
 
 from __future__ import annotations
 
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from tfscore.api.scoringjob import ScoringJob, model_entries
@@ -86,8 +85,11 @@ def start(job: ScoringJob, engine: str, master: str | None, properties: dict[str
             raise
         marks["modelResolved"] = time.time()
         return local, models
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         spark_future = None if spark is not None else pool.submit(build_session, spec, master, properties)
+        # The driver's image manifest (package metadata, `java -version`), which the executors are checked against,
+        # is read while the JVM starts, not after it: on a cluster the driver has one core and the executors wait.
+        manifest = pool.submit(executors.driver_manifest) if executors.executor_check_wanted(resolved_master) else None
         try:
             models = resolve_models(job)
             marks["modelResolved"] = time.time()
@@ -97,7 +99,7 @@ def start(job: ScoringJob, engine: str, master: str | None, properties: dict[str
             raise
         session = spark if spark is not None else spark_future.result()
     marks["sparkReady"] = time.time()
-    return SparkEngine(session), models
+    return SparkEngine(session, manifest), models
 
 
 class SparkEngine:
@@ -105,39 +107,33 @@ class SparkEngine:
 
     kind = "spark"
 
-    def __init__(self, spark):
+    def __init__(self, spark, manifest: Future | None = None):
         self.spark = spark
         self.sc = spark.sparkContext
         self.parallelism = self.sc.defaultParallelism
-        self._registered: float | None = None
-        wanted = executors_wanted(self.sc.master, self.conf("spark.executor.instances"))
-        if wanted:
-            threading.Thread(target=self._watch_registrations, args=(wanted,), name="tfscore-executors",
-                             daemon=True).start()
-
-    def _watch_registrations(self, wanted: int, timeout: float = 900.0) -> None:
-        """When the last executor asked for registered: polled (Spark tells Python no listener events); the driver
-        itself is one entry of getExecutorMemoryStatus."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                registered = self.sc._jsc.sc().getExecutorMemoryStatus().size() - 1
-            except Exception:  # noqa: BLE001 - the session stopped: no figure
-                return
-            if registered >= wanted:
-                self._registered = time.time()
-                return
-            time.sleep(0.25)
+        self._manifest = manifest  # the driver's, read while the JVM started (start)
 
     def marks(self) -> dict[str, float]:
-        return {"executorsRegistered": self._registered} if self._registered is not None else {}
+        """The timeline's executorsRegistered: when the last of the executors asked for registered, from Spark's
+        status store (each executor's add time); none on a local master."""
+        wanted = executors_wanted(self.sc.master, self.conf("spark.executor.instances"))
+        if not wanted:
+            return {}
+        try:
+            summaries = self.sc._jsc.sc().statusStore().executorList(False)  # every executor, live or gone
+            added = sorted(e.addTime().getTime() / 1000 for e in (summaries.apply(i) for i in range(summaries.size()))
+                           if e.id() != "driver")
+        except Exception:  # noqa: BLE001 - a figure of the timeline, never a failure of the run
+            return {}
+        return {"executorsRegistered": added[wanted - 1]} if len(added) >= wanted else {}
 
     def conf(self, key: str) -> str | None:
         return self.spark.conf.get(key, None)
 
     def check(self, job: ScoringJob) -> None:
         if executors.executor_check_wanted(self.sc.master):  # one image everywhere, or fail now naming the executor
-            executors.check_executors(self.spark, executors.driver_manifest())
+            expected = self._manifest.result() if self._manifest is not None else executors.driver_manifest()
+            executors.check_executors(self.spark, expected)
         _table_location(self.spark, job)
 
     def new_counts(self):

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from tfscore.runtime.errors import TfscoreError
+from tfscore.runtime.session import driver_java_options
 
 BASE = dict(id=pa.int64(), a=pa.float64(), b=pa.float32(), c=pa.int32(), pix=pa.list_(pa.float32()), w=pa.string())
 
@@ -61,3 +62,13 @@ def test_local_environment_orders_expands_and_notes_cluster_only_sources():
     assert notes == ["spec.env[4] POD_IP: fieldRef is resolved only by Kubernetes; left unset: export it to set it",
                      "spec.env[5] TOKEN: secretKeyRef is resolved only by Kubernetes; kept from this shell",
                      "spec.envFrom[0] (secretRef creds) is resolved only by Kubernetes; not applied to a local run"]
+
+
+def test_the_driver_jvm_maps_the_images_archive_and_compiles_less_on_a_cluster(tmp_path):
+    (tmp_path / "driver.jsa").write_bytes(b"")
+    local = driver_java_options("local[2]", {"TFSCORE_CDS_DIR": str(tmp_path)})
+    assert local[0].startswith("-Dlog4j2.configurationFile=file:") and local[0].endswith("log4j2.properties")
+    assert local[1:] == [f"-XX:SharedArchiveFile={tmp_path / 'driver.jsa'}"]
+    cluster = driver_java_options("k8s://https://kubernetes.default.svc:443", {})  # no image archive: none named
+    assert cluster[1:] == ["-XX:TieredStopAtLevel=1"]
+    assert driver_java_options("local", {"TFSCORE_CDS_DIR": str(tmp_path / "absent")})[1:] == []
