@@ -15,5 +15,5 @@ test-e2e: venv                 ## the e2e tier as part of `make test`: runs unde
 	$(PYTEST) tests/e2e
 
 bench-cluster: venv            ## the cluster path timed: apply → first batch → Succeeded, 1 vs 2 executors (bench/results.json)
-	TFSCORE_E2E=1 $(PYTEST) tests/e2e/bench_cluster.py
+	TFSCORE_E2E=1 TFSCORE_E2E_ROWS=1200000 $(PYTEST) tests/e2e/bench_cluster.py
 	$(BIN)/python bench/run.py --report $(if $(wildcard $(BENCH_VENV)/bin/python),--bench-python $(BENCH_VENV)/bin/python)

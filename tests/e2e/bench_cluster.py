@@ -1,13 +1,14 @@
 """`make bench-cluster`: the cluster path as a user meets it, on the e2e tier's cluster, release and data volume (the
 fixtures of conftest.py; not collected by the e2e tier, whose files are test_*.py).
 
-The e2e volume's MLP (16 → 512 → 512 → 1) over its 300,000 rows, with the job's own defaults (batch size, splits), as
-`kubectl apply` of a ScoringJob with 1 executor and with 2 executors of 1 core, rounds interleaved. For each run: seconds
-from `kubectl apply` to the driver process's start, to every phase of the driver's timeline (status.result.timeline:
-JVM ready, executors registered, first task, first batch, last batch, committed) and to the Succeeded a poll of the
-status sees; and the scoring rate (rows / (last batch − first task)). The best run of each shape (by apply → Succeeded)
-goes to bench/results.json under `cluster`; `bench/run.py --report` prints it and bench/chart.py draws it.
-
+The e2e volume's MLP (16 → 512 → 512 → 1) over its rows (1,200,000 under `make bench-cluster`: TFSCORE_E2E_ROWS), with
+the job's own defaults (batch size, splits), as `kubectl apply` of a ScoringJob with 1 executor and with 2 executors of
+1 core, rounds interleaved. For each run: seconds from `kubectl apply` to the driver process's start, to every phase of
+the driver's timeline (status.result.timeline: JVM ready, executors registered, first task, first batch, last batch,
+committed) and to the Succeeded a poll of the status sees; and the scoring rate, rows / (last batch − first batch): the
+executors start their first tasks, and their imports, together, so the rate compares 1 and 2 executors at work. The
+best run of each shape (by apply → Succeeded) goes to bench/results.json under `cluster`; `bench/run.py --report`
+prints it and bench/chart.py draws it.
     make bench-cluster              (TFSCORE_BENCH_CLUSTER_ROUNDS=2 for two rounds)
 """
 
@@ -53,7 +54,7 @@ def _once(jobs: Jobs, volume: Path, executors: int) -> dict[str, Any]:
     after_apply = {"driverStarted": round(origin - applied, 2),
                    **{p: round(origin + timeline[p] - applied, 2) for p in PHASES if timeline.get(p) is not None},
                    "succeededSeen": round(seen - applied, 2)}
-    span = timeline["lastBatch"] - timeline["firstTask"]
+    span = timeline["lastBatch"] - timeline["firstBatch"]  # every executor's first task (its imports) began together
     jobs("delete", "scoringjob", name, "--wait=true", "--timeout=120s")
     out = volume / "out" / name
     return {"executors": executors, "rows": result["rowsIn"], "seconds_after_apply": after_apply,

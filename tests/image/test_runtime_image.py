@@ -124,3 +124,20 @@ def test_gpu_discovery_prints_sparks_resource_json(tmp_path):
     missing = subprocess.run(["/bin/sh", str(script)], capture_output=True, text=True,
                              env={**os.environ, "PATH": str(Path("/nonexistent"))})
     assert missing.returncode == 1 and "nvidia-smi not found" in missing.stderr
+
+
+def test_both_spark_jvms_map_their_class_data_sharing_archive(runtime_image):
+    """images/runtime/cds.sh's archives map (-Xshare:on: a JVM that cannot map its archive does not start) into the
+    executor's JVM, with the classpath images/runtime/entrypoint.sh gives it, and into the driver's, started by the
+    runtime's own options through pyspark's launcher, as a run starts it."""
+    executor = run(runtime_image, "bash", "-c", 'java -Xshare:on -XX:SharedArchiveFile="$TFSCORE_CDS_DIR/executor.jsa" '
+                                                '-cp "/opt/spark/conf:$SPARK_HOME/jars/*" -version')
+    assert executor.returncode == 0, executor.stderr[-2000:]
+    driver = run(runtime_image, "python", "-c", (
+        "import os\nfrom pyspark.sql import SparkSession\nfrom tfscore.runtime.session import driver_java_options\n"
+        "options = driver_java_options('local[1]', os.environ)\n"
+        "assert any('driver.jsa' in o for o in options), options\n"
+        "spark = (SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')\n"
+        "         .config('spark.driver.extraJavaOptions', ' '.join([*options, '-Xshare:on'])).getOrCreate())\n"
+        "print(spark.range(10).count())\n"), env={"SPARK_LOCAL_IP": "127.0.0.1"})
+    assert driver.returncode == 0 and driver.stdout.strip().splitlines()[-1] == "10", driver.stderr[-3000:]

@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from tfscore.api.scoringjob import ScoringJob, model_entries
-from tfscore.runtime import ensemble, source, splits, storage
+from tfscore.runtime import ensemble, model, source, splits, storage
 from tfscore.runtime.doctor import executors
 from tfscore.runtime.errors import TfscoreError
 from tfscore.runtime.local_engine import LocalEngine, local_slots
@@ -112,6 +112,7 @@ class SparkEngine:
         self.sc = spark.sparkContext
         self.parallelism = self.sc.defaultParallelism
         self._manifest = manifest  # the driver's, read while the JVM started (start)
+        self._checked: Future | None = None  # the executors' check, running beside the driver's planning (check)
 
     def marks(self) -> dict[str, float]:
         """The timeline's executorsRegistered: when the last of the executors asked for registered, from Spark's
@@ -131,10 +132,16 @@ class SparkEngine:
         return self.spark.conf.get(key, None)
 
     def check(self, job: ScoringJob) -> None:
-        if executors.executor_check_wanted(self.sc.master):  # one image everywhere, or fail now naming the executor
-            expected = self._manifest.result() if self._manifest is not None else executors.driver_manifest()
-            executors.check_executors(self.spark, expected)
+        """One image everywhere, or fail before scoring naming the executor. The executors' check runs beside the
+        driver's planning (open the source, bind the models) and its tasks import TensorFlow in the Python workers the
+        scoring tasks then reuse, so on a cluster the executors' imports overlap the driver's work; `score` waits for
+        it before any scoring task starts."""
         _table_location(self.spark, job)
+        if executors.executor_check_wanted(self.sc.master):
+            expected = self._manifest.result() if self._manifest is not None else executors.driver_manifest()
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfscore-check")
+            self._checked = pool.submit(executors.check_executors, self.spark, expected, model.import_tensorflow)
+            pool.shutdown(wait=False)
 
     def new_counts(self):
         return self.sc.accumulator({}, ReportAccumulator())
@@ -143,6 +150,8 @@ class SparkEngine:
         return dict(counts.value)
 
     def score(self, src, sink, task, output_struct, job: ScoringJob, monitor) -> dict[int, TaskReport]:
+        if self._checked is not None:
+            self._checked.result()  # a mismatched executor fails the run here, before any scoring task
         scored = src.scored(self.spark, task, output_struct)
         self.sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
         try:

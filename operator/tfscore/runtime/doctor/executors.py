@@ -7,11 +7,12 @@ libtensorflow_jni.so` on hosts with another glibc); this is the check that would
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,16 @@ def _worker_manifest() -> tuple[dict[str, Any], str | None]:
     return (live, None) if not p.exists() else recorded_and_drift(p, live)
 
 
-def _report(_partition) -> list[dict[str, Any]]:
-    """Runs in an executor's Python worker: who am I, and what do I run."""
+def _report(_partition, prepare: Callable[[], Any] | None = None) -> list[dict[str, Any]]:
+    """Runs in an executor's Python worker: who am I, and what do I run; then `prepare` (the caller's warm-up of this
+    worker, which Spark reuses for the job's tasks), whose failure is left to those tasks to report."""
     time.sleep(0.2)  # hold the slot briefly so the other executors' free slots take the remaining tasks
     manifest, drift = _worker_manifest()
+    if prepare is not None and drift is None:
+        try:
+            prepare()
+        except Exception:  # noqa: BLE001 - the job's own tasks fail on it with their sentence
+            pass
     return [{"executor": os.environ.get("SPARK_EXECUTOR_ID", "driver"),
              "host": os.environ.get("SPARK_EXECUTOR_POD_NAME") or socket.gethostname(),
              "manifest": manifest, "drift": drift}]
@@ -66,15 +73,15 @@ def spark_failure(text: str) -> str:
     return (text.strip().splitlines() or ["unknown error"])[0][:300]
 
 
-def check_executors(spark, expected: Mapping[str, Any]) -> None:
+def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], Any] | None = None) -> None:
     """Every executor's manifest must equal the driver's; raises TfscoreError naming the first executor that differs.
 
     One tiny job with two tasks per task slot: all slots are free when it starts, so every registered executor takes
-    some of them (executors that register later are not seen)."""
+    some of them (executors that register later are not seen). Each task then runs `prepare` in its Python worker."""
     sc = spark.sparkContext
     n = max(2, 2 * sc.defaultParallelism)
     try:
-        reports = sc.parallelize(range(n), n).mapPartitions(_report).collect()
+        reports = sc.parallelize(range(n), n).mapPartitions(functools.partial(_report, prepare=prepare)).collect()
     except Exception as exc:  # noqa: BLE001 - Spark's wrapper around the executor's own failure
         raise TfscoreError(f"the executors could not report their image manifest ({spark_failure(str(exc))}): run "
                            "them from the driver's tfscore runtime image (spark.kubernetes.container.image) with "

@@ -109,3 +109,19 @@ def test_driver_manifest_fails_on_drift_and_falls_back_to_live_facts(tmp_path, m
     monkeypatch.setattr(executors, "facts", lambda: {**live, "java": "21.0.5"})
     with pytest.raises(TfscoreError, match="Java is 21.0.5 here but 17.0.21.1"):
         executors.driver_manifest(path)
+
+
+def test_each_check_task_then_prepares_its_worker_and_a_failing_preparation_is_left_to_the_tasks(monkeypatch, no_sleep):
+    prepared = []
+    sc = FakeContext([("1", MANIFEST, None), ("2", MANIFEST, None)], monkeypatch)
+    executors.check_executors(FakeSpark(sc), MANIFEST, prepare=lambda: prepared.append(1))
+    assert prepared == [1, 1]
+
+    def broken():
+        raise ImportError("libtensorflow_framework.so.2: cannot open shared object file")
+
+    executors.check_executors(FakeSpark(sc), MANIFEST, prepare=broken)  # the scoring tasks will say it, in their words
+    drifting = FakeContext([("1", MANIFEST, "numpy 2.4.6 → 2.4.7"), ("2", MANIFEST, None)], monkeypatch)
+    with pytest.raises(TfscoreError, match="executor 1"):
+        executors.check_executors(FakeSpark(drifting), MANIFEST, prepare=lambda: prepared.append(2))
+    assert prepared.count(2) <= 1  # a drifted worker is not prepared
