@@ -8,6 +8,7 @@ libtensorflow_jni.so` on hosts with another glibc); this is the check that would
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import socket
@@ -61,6 +62,15 @@ def _report(_partition, prepare: Callable[[], Any] | None = None) -> list[dict[s
              "manifest": manifest, "drift": drift}]
 
 
+def _arrow_reports(batches, prepare: Callable[[], Any] | None = None):
+    """_report as a mapInArrow function: one JSON row per partition."""
+    import pyarrow as pa
+
+    for _ in batches:
+        pass
+    yield pa.RecordBatch.from_pylist([{"report": json.dumps(r)} for r in _report(None, prepare)])
+
+
 def spark_failure(text: str) -> str:
     """The cause in a failed Spark job's text: the Python worker's exception, a program that would not start, else the
     first line."""
@@ -77,11 +87,16 @@ def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], An
     """Every executor's manifest must equal the driver's; raises TfscoreError naming the first executor that differs.
 
     One tiny job with two tasks per task slot: all slots are free when it starts, so every registered executor takes
-    some of them (executors that register later are not seen). Each task then runs `prepare` in its Python worker."""
-    sc = spark.sparkContext
-    n = max(2, 2 * sc.defaultParallelism)
+    some of them (executors that register later are not seen). Each task then runs `prepare` in its Python worker.
+
+    A DataFrame's mapInArrow, not an RDD's mapPartitions: the scoring tasks run as mapInArrow too, and only a worker of
+    the same kind is reused for them (Spark keys its Python daemons by the workers' environment, which differs between
+    the RDD and the SQL runners), so only then do they find what `prepare` did."""
+    n = max(2, 2 * spark.sparkContext.defaultParallelism)
     try:
-        reports = sc.parallelize(range(n), n).mapPartitions(functools.partial(_report, prepare=prepare)).collect()
+        rows = spark.range(n, numPartitions=n).mapInArrow(functools.partial(_arrow_reports, prepare=prepare),
+                                                          "report string").collect()
+        reports = [json.loads(row.report) for row in rows]
     except Exception as exc:  # noqa: BLE001 - Spark's wrapper around the executor's own failure
         raise TfscoreError(f"the executors could not report their image manifest ({spark_failure(str(exc))}): run "
                            "them from the driver's tfscore runtime image (spark.kubernetes.container.image) with "

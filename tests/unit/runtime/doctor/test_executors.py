@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pyarrow as pa
 import pytest
 
 from tfscore.runtime.doctor import executors, facts
@@ -11,33 +14,38 @@ from .manifests import MANIFEST, OTHER
 
 
 class FakeContext:
-    """parallelize(...).mapPartitions(f).collect(): runs f once per partition, each "on" the executor of `placement`."""
+    """range(...).mapInArrow(f, schema).collect(): runs f once per partition, each "on" the executor of `placement`."""
 
     def __init__(self, placement, monkeypatch):
         self.placement, self.monkeypatch = placement, monkeypatch
         self.defaultParallelism = len(placement) // 2
 
-    def parallelize(self, data, slices):
-        assert slices == len(self.placement)
+    def range(self, n, numPartitions):  # noqa: N803 - Spark's name
+        assert n == numPartitions == len(self.placement)
         return self
 
-    def mapPartitions(self, fn):  # noqa: N802 - Spark's name
+    def mapInArrow(self, fn, schema):  # noqa: N802 - Spark's name
+        assert schema == "report string"
         self.fn = fn
         return self
 
     def collect(self):
         out = []
-        for executor, manifest, drift in self.placement:
+        for i, (executor, manifest, drift) in enumerate(self.placement):
             self.monkeypatch.setenv("SPARK_EXECUTOR_ID", executor)
             self.monkeypatch.setenv("SPARK_EXECUTOR_POD_NAME", f"job-a1-exec-{executor}")
             self.monkeypatch.setattr(executors, "_worker_manifest", lambda m=manifest, d=drift: (m, d))
-            out.extend(self.fn(iter([0])))
+            for batch in self.fn(iter([pa.record_batch([pa.array([i])], names=["id"])])):
+                out.extend(SimpleNamespace(**row) for row in batch.to_pylist())
         return out
 
 
 class FakeSpark:
     def __init__(self, sc):
         self.sparkContext = sc
+
+    def range(self, n, numPartitions):  # noqa: N803 - Spark's name
+        return self.sparkContext.range(n, numPartitions)
 
 
 @pytest.fixture
