@@ -62,6 +62,18 @@ def _report(_partition, prepare: Callable[[], Any] | None = None) -> list[dict[s
              "manifest": manifest, "drift": drift}]
 
 
+def _task_slots(sc) -> int:
+    """The registered executors' cores, from Spark's status store (the driver's entry excluded): a 1-core executor then
+    runs 2 check tasks, not the 4 of Spark's default parallelism (at least 2), each ~0.5 s on the way to scoring. Spark's
+    default parallelism when unknown (a local master, whose only executor is the driver)."""
+    try:
+        summaries = sc._jsc.sc().statusStore().executorList(True)
+        cores = sum(e.totalCores() for e in (summaries.apply(i) for i in range(summaries.size())) if e.id() != "driver")
+    except Exception:  # noqa: BLE001 - no status store to read: the default
+        cores = 0
+    return cores or sc.defaultParallelism
+
+
 def _arrow_reports(batches, prepare: Callable[[], Any] | None = None):
     """_report as a mapInArrow function: one JSON row per partition."""
     import pyarrow as pa
@@ -92,7 +104,7 @@ def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], An
     A DataFrame's mapInArrow, not an RDD's mapPartitions: the scoring tasks run as mapInArrow too, and only a worker of
     the same kind is reused for them (Spark keys its Python daemons by the workers' environment, which differs between
     the RDD and the SQL runners), so only then do they find what `prepare` did."""
-    n = max(2, 2 * spark.sparkContext.defaultParallelism)
+    n = max(2, 2 * _task_slots(spark.sparkContext))
     try:
         rows = spark.range(n, numPartitions=n).mapInArrow(functools.partial(_arrow_reports, prepare=prepare),
                                                           "report string").collect()
