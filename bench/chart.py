@@ -16,7 +16,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-PHASES = ["modelResolved", "jvmReady", "firstTask", "firstBatch", "lastBatch", "scored", "verified", "committed"]
+PHASES = ["modelResolved", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch", "scored", "verified",
+          "committed"]
+CLUSTER_PHASES = ["driverStarted", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch",
+                  "committed", "succeededSeen"]
+COLOURS = list(dict.fromkeys(["driverStarted", *PHASES, *CLUSTER_PHASES]))  # one colour per phase in every panel
 
 
 def main(src: Path, dst: Path) -> None:
@@ -37,18 +41,8 @@ def main(src: Path, dst: Path) -> None:
     walls.set_ylabel("seconds, process start → output written (lower is better)")
     walls.set_title(f"Fresh process, best of {cold['rounds']} interleaved rounds ({r['machine']['cpus']} cores)")
     walls.legend()
-    seen: set[str] = set()
     rows = [(case, engine) for case in cases for engine in ("tfscore", "tfscore_spark")]
-    for y, (case, engine) in enumerate(rows):
-        timeline = cold["cases"][case].get(f"{engine}_timeline") or {}
-        start = 0.0
-        # In the order they happened (the model is resolved while the JVM or the workers start): each bar ends at its
-        # phase.
-        for end, phase in sorted((timeline[p], p) for p in PHASES if timeline.get(p) is not None):
-            phases.barh(y, end - start, left=start, label=phase if phase not in seen else None,
-                        color=f"C{PHASES.index(phase)}")
-            seen.add(phase)
-            start = end
+    _stacked(phases, [cold["cases"][case].get(f"{engine}_timeline") or {} for case, engine in rows], PHASES)
     phases.set_yticks(range(len(rows)), [f"{c.split(',')[0]}\n{'local engine' if e == 'tfscore' else 'Spark'}"
                                          for c, e in rows], fontsize=8)
     phases.set_xlabel("seconds after the process started")
@@ -61,22 +55,23 @@ def main(src: Path, dst: Path) -> None:
     print(f"written: {dst}")
 
 
-CLUSTER_PHASES = ["driverStarted", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch",
-                  "committed", "succeededSeen"]
+def _stacked(ax, timelines: list[dict], phases: list[str]) -> None:
+    """One horizontal bar per timeline, its phases in the order they happened (the model is resolved while the JVM or
+    the workers start): each segment ends at its phase; one legend entry per phase."""
+    seen: set[str] = set()
+    for y, timeline in enumerate(timelines):
+        start = 0.0
+        for end, phase in sorted((timeline[p], p) for p in phases if timeline.get(p) is not None):
+            ax.barh(y, end - start, left=start, label=phase if phase not in seen else None,
+                    color=plt.cm.tab20(COLOURS.index(phase)))
+            seen.add(phase)
+            start = end
 
 
 def _cluster(ax, cluster: dict) -> None:
     """`make bench-cluster`: each run's phases, in seconds after `kubectl apply`."""
     runs = list(cluster["runs"].items())
-    seen: set[str] = set()
-    for y, (_, run) in enumerate(runs):
-        after = run["seconds_after_apply"]
-        start = 0.0
-        for end, phase in sorted((after[p], p) for p in CLUSTER_PHASES if after.get(p) is not None):
-            ax.barh(y, end - start, left=start, label=phase if phase not in seen else None,
-                    color=f"C{CLUSTER_PHASES.index(phase)}")
-            seen.add(phase)
-            start = end
+    _stacked(ax, [run["seconds_after_apply"] for _, run in runs], CLUSTER_PHASES)
     ax.set_yticks(range(len(runs)), [f"{k.split('x')[0]} executor(s)\n{r['scoring_rows_per_s']:,} rows/s"
                                      for k, r in runs], fontsize=8)
     ax.axvline(cluster["targets"]["apply_to_first_batch_s_max"], color="grey", linestyle="--", linewidth=1)
