@@ -153,6 +153,12 @@ def report(c: dict) -> None:
               + f"{e['tfscore_vs_by_hand']:>9.2f}{e.get('tfscore_vs_ray_data', float('nan')):>8.2f}"
               + "".join(f"{f if f is not None else float('nan'):>10.2f}" for f in firsts))
     for name, e in c["cases"].items():
+        t, hand_first = e.get("tfscore_timeline") or {}, e.get("by_hand_first_batch_s")
+        if hand_first and t.get("lastBatch") and t.get("firstBatch"):
+            # The scoring phase alone (first → last batch; the by-hand script's after its first batch, to its end).
+            ratio = (e["wall_s"]["by_hand"] - hand_first) / (t["lastBatch"] - t["firstBatch"])
+            print(f"{name}: tfscore's scoring phase runs at ×{ratio:.2f} the by-hand script's rows/s after its first "
+                  "batch")
         if "one_task_of_two_threads_vs_two_of_one" in e:
             print(f"{name}: 1 task × 2 TensorFlow threads takes ×{e['one_task_of_two_threads_vs_two_of_one']} the wall "
                   "time of 2 tasks × 1 thread (the default)")
