@@ -18,9 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 HERE = Path(__file__).resolve().parent
 PHASES = ["modelResolved", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch", "scored", "verified",
           "committed"]
-CLUSTER_PHASES = ["driverStarted", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch",
-                  "committed", "succeededSeen"]
-COLOURS = list(dict.fromkeys(["driverStarted", *PHASES, *CLUSTER_PHASES]))  # one colour per phase in every panel
+# One colour per phase in every panel; the cluster panel's phases are the runtime's plus the driver's start and the
+# Succeeded the bench saw (tests/e2e/bench_cluster.py).
+COLOURS = ["driverStarted", *PHASES, "succeededSeen"]
 
 
 def main(src: Path, dst: Path) -> None:
@@ -71,7 +71,8 @@ def _stacked(ax, timelines: list[dict], phases: list[str]) -> None:
 def _cluster(ax, cluster: dict) -> None:
     """`make bench-cluster`: each run's phases, in seconds after `kubectl apply`."""
     runs = list(cluster["runs"].items())
-    _stacked(ax, [run["seconds_after_apply"] for _, run in runs], CLUSTER_PHASES)
+    timelines = [run["seconds_after_apply"] for _, run in runs]
+    _stacked(ax, timelines, list(dict.fromkeys(k for t in timelines for k in t)))
     ax.set_yticks(range(len(runs)), [f"{k.split('x')[0]} executor(s)\n{r['scoring_rows_per_s']:,} rows/s"
                                      for k, r in runs], fontsize=8)
     ax.axvline(cluster["targets"]["apply_to_first_batch_s_max"], color="grey", linestyle="--", linewidth=1)

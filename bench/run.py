@@ -389,17 +389,15 @@ def report(r: dict) -> None:
         cluster_report(r["cluster"])
 
 
-CLUSTER_PHASES = ("driverStarted", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch", "committed",
-                  "succeededSeen")
-
-
 def cluster_report(c: dict) -> None:
-    """`make bench-cluster`'s section (tests/e2e/bench_cluster.py): seconds after `kubectl apply` to each phase."""
+    """`make bench-cluster`'s section (tests/e2e/bench_cluster.py): seconds after `kubectl apply` to each phase, in the
+    order that bench writes them."""
+    phases = list(dict.fromkeys(k for run in c["runs"].values() for k in run["seconds_after_apply"]))
     print(f"\ncluster ({c['rows']:,} rows, 1-core executors; seconds after `kubectl apply`, best of {c['rounds']}):")
-    print(f"{'':10}" + "".join(f"{k[:12]:>13}" for k in CLUSTER_PHASES) + f"{'rows/s':>10}")
+    print(f"{'':10}" + "".join(f"{k[:12]:>13}" for k in phases) + f"{'rows/s':>10}")
     for key, run in c["runs"].items():
         s = run["seconds_after_apply"]
-        print(f"{key:10}" + "".join(f"{s.get(k, float('nan')):>13.1f}" for k in CLUSTER_PHASES)
+        print(f"{key:10}" + "".join(f"{s.get(k, float('nan')):>13.1f}" for k in phases)
               + f"{run['scoring_rows_per_s'] or 0:>10,}")
     t = c["targets"]
     print(f"2 executors vs 1, rows/s while scoring: ×{c['two_vs_one_executor_rows_per_s']} (target ≥ "

@@ -11,14 +11,15 @@
 set -euo pipefail
 dir="${TFSCORE_CDS_DIR:?TFSCORE_CDS_DIR is not set}"
 java="${JAVA_HOME:?JAVA_HOME is not set}/bin/java"
+executor_cp="/opt/spark/conf:$SPARK_HOME/jars/*"  # what entrypoint.sh gives executors (Spark sets SPARK_CONF_DIR so)
 mkdir -p "$dir"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 SPARK_LOCAL_IP=127.0.0.1 python "$(dirname "$0")/cds-train.py" \
   "-XX:ArchiveClassesAtExit=$dir/driver.jsa -XX:DumpLoadedClassList=$work/classes.lst -Xlog:cds=error"
 "$java" -Xshare:dump -Xlog:cds=error -XX:SharedClassListFile="$work/classes.lst" \
-  -XX:SharedArchiveFile="$dir/executor.jsa" -cp "/opt/spark/conf:$SPARK_HOME/jars/*"
+  -XX:SharedArchiveFile="$dir/executor.jsa" -cp "$executor_cp"
 chmod 0444 "$dir"/*.jsa
 # Both must map (-Xshare:on fails otherwise) into a JVM with the classpath their users have.
-"$java" -Xshare:on -XX:SharedArchiveFile="$dir/executor.jsa" -cp "/opt/spark/conf:$SPARK_HOME/jars/*" -version 2>/dev/null
+"$java" -Xshare:on -XX:SharedArchiveFile="$dir/executor.jsa" -cp "$executor_cp" -version 2>/dev/null
 ls -la "$dir"

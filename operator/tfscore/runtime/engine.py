@@ -121,9 +121,7 @@ class SparkEngine:
         if not wanted:
             return {}
         try:
-            summaries = self.sc._jsc.sc().statusStore().executorList(False)  # every executor, live or gone
-            added = sorted(e.addTime().getTime() / 1000 for e in (summaries.apply(i) for i in range(summaries.size()))
-                           if e.id() != "driver")
+            added = sorted(e.addTime().getTime() / 1000 for e in executors.registered_executors(self.sc, live_only=False))
         except Exception:  # noqa: BLE001 - a figure of the timeline, never a failure of the run
             return {}
         return {"executorsRegistered": added[wanted - 1]} if len(added) >= wanted else {}

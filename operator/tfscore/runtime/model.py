@@ -274,8 +274,9 @@ def import_tensorflow() -> types.ModuleType:
     return tensorflow
 
 
-def configure_threads(cores: int) -> None:
-    """Size TensorFlow's thread pools to the task's cores. Only effective before TensorFlow's first op in the process."""
+def configure_threads(cores: int) -> types.ModuleType:
+    """Size TensorFlow's thread pools to the task's cores (only effective before TensorFlow's first op in the process);
+    returns tensorflow."""
     cores = max(1, int(cores))
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(cores))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
@@ -287,6 +288,7 @@ def configure_threads(cores: int) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(int(os.environ["TF_NUM_INTEROP_THREADS"]))
     except RuntimeError:
         pass  # already initialised in this process: keep the pools it has
+    return tf
 
 
 def load_function(model: ResolvedModel, cores: int = 1):
@@ -298,8 +300,7 @@ def load_function(model: ResolvedModel, cores: int = 1):
     with _LOAD_LOCK:
         fn = _LOADED.get(key)
         if fn is None:
-            configure_threads(cores)
-            tf = import_tensorflow()
+            tf = configure_threads(cores)
             local = materialize(model.version_uri)
             archive = keras_archive.archive_in(local) if model.kind == "keras" else None
             found = fingerprint(archive or local)

@@ -62,13 +62,19 @@ def _report(_partition, prepare: Callable[[], Any] | None = None) -> list[dict[s
              "manifest": manifest, "drift": drift}]
 
 
+def registered_executors(sc, live_only: bool) -> list[Any]:
+    """The executors Spark's status store knows (its ExecutorSummary objects, through py4j), the driver's entry
+    excluded; live ones only, or every one that ever registered. Raises when the store cannot be read."""
+    summaries = sc._jsc.sc().statusStore().executorList(live_only)
+    return [e for e in (summaries.apply(i) for i in range(summaries.size())) if e.id() != "driver"]
+
+
 def _task_slots(sc) -> int:
-    """The registered executors' cores, from Spark's status store (the driver's entry excluded): a 1-core executor then
-    runs 2 check tasks, not the 4 of Spark's default parallelism (at least 2), each ~0.5 s on the way to scoring. Spark's
-    default parallelism when unknown (a local master, whose only executor is the driver)."""
+    """The registered executors' cores: a 1-core executor then runs 2 check tasks, not the 4 of Spark's default
+    parallelism (at least 2), each ~0.5 s on the way to scoring. Spark's default parallelism when unknown (a local
+    master, whose only executor is the driver)."""
     try:
-        summaries = sc._jsc.sc().statusStore().executorList(True)
-        cores = sum(e.totalCores() for e in (summaries.apply(i) for i in range(summaries.size())) if e.id() != "driver")
+        cores = sum(e.totalCores() for e in registered_executors(sc, live_only=True))
     except Exception:  # noqa: BLE001 - no status store to read: the default
         cores = 0
     return cores or sc.defaultParallelism
