@@ -42,6 +42,20 @@ executor() {
     export LD_LIBRARY_PATH="$SPARK_EXECUTOR_LIBRARY_PATH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export PYSPARK_PYTHON="${PYSPARK_PYTHON:-/opt/tfscore/venv/bin/python}"
 
+  # Warm Python workers (tfscore.runtime.prewarm), one per core unless TFSCORE_PREWARM_WORKERS says otherwise (0: none):
+  # each imports TensorFlow and the worker's modules while the JVM below starts and registers, and then serves as the
+  # Python worker of a task (the driver sets spark.python.daemon.module=tfscore.runtime.daemon). Started detached, so
+  # tini reaps them; PYTHONHASHSEED as pyspark gives its workers (SparkContext.environment), or the warm process refuses.
+  local warm="${TFSCORE_PREWARM_WORKERS:-$SPARK_EXECUTOR_CORES}" i
+  if [[ "$warm" =~ ^[0-9]+$ ]] && ((warm > 0)); then
+    TFSCORE_PREWARM_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tfscore-prewarm.XXXXXX")"
+    export TFSCORE_PREWARM_DIR
+    for ((i = 0; i < warm; i++)); do
+      (PYTHONHASHSEED="${PYTHONHASHSEED:-0}" PYTHONUNBUFFERED=YES \
+        "$PYSPARK_PYTHON" -m tfscore.runtime.prewarm "$TFSCORE_PREWARM_DIR" </dev/null &)
+    done
+  fi
+
   local -a args=(
     --driver-url "$SPARK_DRIVER_URL"
     --executor-id "$SPARK_EXECUTOR_ID"

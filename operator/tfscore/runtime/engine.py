@@ -129,6 +129,12 @@ class SparkEngine:
     def conf(self, key: str) -> str | None:
         return self.spark.conf.get(key, None)
 
+    def describe(self) -> dict[str, Any]:
+        """For the run's manifest: what the executors' check saw (executors, Python workers, warm ones)."""
+        if self._checked is None or not self._checked.done() or self._checked.exception() is not None:
+            return {}
+        return {"executorCheck": self._checked.result()}
+
     def check(self, job: ScoringJob) -> None:
         """One image everywhere, or fail before scoring naming the executor. The executors' check runs beside the
         driver's planning (open the source, bind the models) and its tasks import TensorFlow in the Python workers the

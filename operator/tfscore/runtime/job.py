@@ -196,7 +196,7 @@ def _score_on(engine, models: list[ResolvedModel], job: ScoringJob, opts: RunOpt
                     statistics=predstats.summary(sketches, agreements, drifts),
                     incremental=_incremental_result(job, src.partitions),
                     timeline=report.timeline(marks["origin"], marks, reports.values()))
-    record = _manifest(job, models, result, src.kind, sink.kind, engine.kind, committer.run_id, marks, reports)
+    record = _manifest(job, models, result, src.kind, sink.kind, engine, committer.run_id, marks, reports)
     record["statistics"] = {**result.to_wire().get("statistics", {}),
                             "sketches": sketches.to_wire() if sketches is not None else None}
     with storage.storage_errors("output.uri", out.uri):
@@ -294,7 +294,7 @@ def _describe_model(model: ResolvedModel) -> dict[str, Any]:
             "outputs": [t.describe() for t in model.signature.outputs.values()]}
 
 
-def _manifest(job: ScoringJob, models: list[ResolvedModel], result: Result, reader: str, writer: str, engine: str,
+def _manifest(job: ScoringJob, models: list[ResolvedModel], result: Result, reader: str, writer: str, engine,
               run_id: str, marks: dict[str, float], reports: dict[int, TaskReport]) -> dict[str, Any]:
     return {
         "tfscore": __version__,
@@ -306,7 +306,8 @@ def _manifest(job: ScoringJob, models: list[ResolvedModel], result: Result, read
         "python": sys.version.split()[0],
         "reader": reader,
         "writer": writer,
-        "engine": engine,
+        "engine": engine.kind,
+        **engine.describe(),
         **timings(reports.values()),
         "model": _describe_model(models[0]),
         **({"models": [_describe_model(m) for m in models]} if len(models) > 1 else {}),

@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 import pyarrow as pa
 
@@ -127,6 +128,9 @@ class LocalEngine:
 
     def check(self, job) -> None:
         """Nothing to check: the workers run in this machine's own environment."""
+
+    def describe(self) -> dict[str, Any]:
+        return {}
 
     def new_counts(self) -> None:
         return None  # each worker's task gets its own collector (_run_task)

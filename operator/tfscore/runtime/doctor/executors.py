@@ -40,7 +40,7 @@ def driver_manifest(path: str | Path | None = None) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _worker_manifest() -> tuple[dict[str, Any], str | None]:
+def worker_manifest() -> tuple[dict[str, Any], str | None]:
     """(this worker's image manifest, how the live environment drifted from it or None); live facts without an image."""
     p = manifest_path()
     live = facts()
@@ -51,15 +51,17 @@ def _report(_partition, prepare: Callable[[], Any] | None = None) -> list[dict[s
     """Runs in an executor's Python worker: who am I, and what do I run; then `prepare` (the caller's warm-up of this
     worker, which Spark reuses for the job's tasks), whose failure is left to those tasks to report."""
     time.sleep(0.2)  # hold the slot briefly so the other executors' free slots take the remaining tasks
-    manifest, drift = _worker_manifest()
+    manifest, drift = worker_manifest()
     if prepare is not None and drift is None:
         try:
             prepare()
         except Exception:  # noqa: BLE001 - the job's own tasks fail on it with their sentence
             pass
+    from tfscore.runtime import prewarm
+
     return [{"executor": os.environ.get("SPARK_EXECUTOR_ID", "driver"),
              "host": os.environ.get("SPARK_EXECUTOR_POD_NAME") or socket.gethostname(),
-             "manifest": manifest, "drift": drift}]
+             "manifest": manifest, "drift": drift, "worker": os.getpid(), "warm": prewarm.SERVED}]
 
 
 def registered_executors(sc, live_only: bool) -> list[Any]:
@@ -101,8 +103,10 @@ def spark_failure(text: str) -> str:
     return (text.strip().splitlines() or ["unknown error"])[0][:300]
 
 
-def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], Any] | None = None) -> None:
+def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], Any] | None = None) -> dict[str, int]:
     """Every executor's manifest must equal the driver's; raises TfscoreError naming the first executor that differs.
+    Returns how many executors answered and how many of their Python workers came warm from the executor's pool
+    (tfscore.runtime.prewarm), TensorFlow already imported.
 
     One tiny job with two tasks per task slot: all slots are free when it starts, so every registered executor takes
     some of them (executors that register later are not seen). Each task then runs `prepare` in its Python worker.
@@ -129,3 +133,5 @@ def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], An
         diffs = compare(expected, r["manifest"])
         if diffs:
             raise TfscoreError(executor_mismatch(executor, r["host"], expected, r["manifest"], diffs))
+    workers = {(r["executor"], r.get("worker")): bool(r.get("warm")) for r in reports}
+    return {"executors": len(seen), "pythonWorkers": len(workers), "warmPythonWorkers": sum(workers.values())}

@@ -34,7 +34,7 @@ class FakeContext:
         for i, (executor, manifest, drift) in enumerate(self.placement):
             self.monkeypatch.setenv("SPARK_EXECUTOR_ID", executor)
             self.monkeypatch.setenv("SPARK_EXECUTOR_POD_NAME", f"job-a1-exec-{executor}")
-            self.monkeypatch.setattr(executors, "_worker_manifest", lambda m=manifest, d=drift: (m, d))
+            self.monkeypatch.setattr(executors, "worker_manifest", lambda m=manifest, d=drift: (m, d))
             for batch in self.fn(iter([pa.record_batch([pa.array([i])], names=["id"])])):
                 out.extend(SimpleNamespace(**row) for row in batch.to_pylist())
         return out
