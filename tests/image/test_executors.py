@@ -81,6 +81,11 @@ def test_executors_from_the_entrypoint_score_a_job(runtime_image, tmp_path):
     text = kube.executor_logs[pod]
     assert "Successfully registered with driver" in text, text[-3000:]
     assert "Running task" in text  # the tasks (manifest report + scoring) ran in the executor container
+    # The entrypoint's warm process (tfscore.runtime.prewarm) served the executor's Python worker: TensorFlow was
+    # imported while the executor JVM started, and the check's and scoring tasks ran in it.
+    check = json.loads((data / "demo" / "out" / "scores" / "_tfscore.json").read_text())["executorCheck"]
+    assert check["executors"] == 1 and check["warmPythonWorkers"] == check["pythonWorkers"] >= 1, (check, text[-3000:])
+    assert "tfscore prewarm:" not in text, text[-3000:]  # no refusal, no failure
 
 
 def test_a_driver_outside_the_image_fails_fast_naming_the_executor(runtime_image, tmp_path):
