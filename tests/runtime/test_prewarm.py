@@ -13,7 +13,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-
 SCRIPT = textwrap.dedent('''
     import json, os, subprocess, sys, time
     pool, seed, wait = sys.argv[1], sys.argv[2], float(sys.argv[3])
