@@ -73,7 +73,9 @@ class Timeline(StatusModel):
     executors_registered: Annotated[float | None, Field(description="Every executor Spark asked for registered (a "
                                                                     "cluster run), or every local worker started, "
                                                                     "TensorFlow imported (the local engine).")] = None
-    first_task: Annotated[float | None, Field(description="The first task started on an executor.")] = None
+    executors_checked: Annotated[float | None, Field(description="Every executor answered the image check, its Python "
+                                                                 "workers' TensorFlow imported (a cluster run).")] = None
+    first_task: Annotated[float | None, Field(description="The first scoring task started on an executor.")] = None
     first_batch: Annotated[float | None, Field(description="The first batch was scored.")] = None
     last_batch: Annotated[float | None, Field(description="The last task finished scoring.")] = None
     scored: Annotated[float | None, Field(description="Every task done, the output staged.")] = None

@@ -113,18 +113,21 @@ class SparkEngine:
         self.parallelism = self.sc.defaultParallelism
         self._manifest = manifest  # the driver's, read while the JVM started (start)
         self._checked: Future | None = None  # the executors' check, running beside the driver's planning (check)
+        self._checked_at: float | None = None  # when it passed
 
     def marks(self) -> dict[str, float]:
-        """The timeline's executorsRegistered: when the last of the executors asked for registered, from Spark's
-        status store (each executor's add time); none on a local master."""
+        """The timeline's executorsChecked (when the executors' check passed) and executorsRegistered: when the last
+        of the executors asked for registered, from Spark's status store (each executor's add time); none on a local
+        master."""
+        checked = {"executorsChecked": self._checked_at} if self._checked_at is not None else {}
         wanted = executors_wanted(self.sc.master, self.conf("spark.executor.instances"))
         if not wanted:
-            return {}
+            return checked
         try:
             added = sorted(e.addTime().getTime() / 1000 for e in executors.registered_executors(self.sc, live_only=False))
         except Exception:  # noqa: BLE001 - a figure of the timeline, never a failure of the run
-            return {}
-        return {"executorsRegistered": added[wanted - 1]} if len(added) >= wanted else {}
+            return checked
+        return {**checked, **({"executorsRegistered": added[wanted - 1]} if len(added) >= wanted else {})}
 
     def conf(self, key: str) -> str | None:
         return self.spark.conf.get(key, None)
@@ -144,8 +147,13 @@ class SparkEngine:
         if executors.executor_check_wanted(self.sc.master):
             expected = self._manifest.result() if self._manifest is not None else executors.driver_manifest()
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfscore-check")
-            self._checked = pool.submit(executors.check_executors, self.spark, expected, model.import_tensorflow)
+            self._checked = pool.submit(self._check, expected)
             pool.shutdown(wait=False)
+
+    def _check(self, expected) -> dict[str, int]:
+        seen = executors.check_executors(self.spark, expected, model.import_tensorflow)
+        self._checked_at = time.time()
+        return seen
 
     def new_counts(self):
         return self.sc.accumulator({}, ReportAccumulator())

@@ -109,6 +109,7 @@ def timeline(origin: float, marks: dict[str, float], reports: Iterable[TaskRepor
     return Timeline(started_at=datetime.fromtimestamp(origin, UTC).isoformat(timespec="milliseconds"),
                     jvm_ready=at(marks.get("sparkReady")), model_resolved=at(marks.get("modelResolved")),
                     executors_registered=at(marks.get("executorsRegistered")),
+                    executors_checked=at(marks.get("executorsChecked")),
                     first_task=at(min(starts, default=None)), first_batch=at(min(firsts, default=None)),
                     last_batch=at(max(ends, default=None)), scored=at(marks.get("scored")),
                     verified=at(marks.get("verified")), committed=at(marks.get("committed")))
