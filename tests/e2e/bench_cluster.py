@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -57,9 +58,11 @@ def _once(jobs: Jobs, volume: Path, executors: int) -> dict[str, Any]:
     span = timeline["lastBatch"] - timeline["firstBatch"]  # every executor's first task (its imports) began together
     jobs("delete", "scoringjob", name, "--wait=true", "--timeout=120s")
     out = volume / "out" / name
+    files = len(list(out.glob("part-*")))
+    shutil.rmtree(out)  # the next round's job of this name writes there again (output.mode errorIfExists)
     return {"executors": executors, "rows": result["rowsIn"], "seconds_after_apply": after_apply,
             "scoring_rows_per_s": round(result["rowsIn"] / span) if span > 0 else None, "timeline": timeline,
-            "output_files": len(list(out.glob("part-*")))}
+            "output_files": files}
 
 
 def test_bench_cluster(jobs: Jobs, volume: Path, images: dict[str, Image]) -> None:
