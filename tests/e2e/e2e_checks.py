@@ -44,4 +44,8 @@ def check_done(jobs: Jobs, job: dict[str, Any], status: dict[str, Any], volume: 
     assert (status["attempts"], status.get("failed", 0)) == (attempts, attempts - 1 if failed is None else failed), status
     drivers = [p["metadata"]["name"] for p in jobs.driver_pods(name)]
     assert drivers == [f"{name}-driver-{attempts}"], f"driver pods: {drivers}"
-    check_output(job, volume, reference)
+    manifest = check_output(job, volume, reference)
+    # The executors' Python workers came warm from their pods' pools (tfscore.runtime.prewarm), TensorFlow imported
+    # while the executor JVMs started.
+    check = manifest.get("executorCheck") or {}
+    assert check.get("executors", 0) >= 1 and check.get("warmPythonWorkers") == check.get("pythonWorkers"), check

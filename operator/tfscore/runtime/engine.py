@@ -25,6 +25,8 @@ from tfscore.runtime.sink import wants_arrow_writer
 
 ENGINES = ("auto", "local", "spark")
 GROUP = "tfscore-score"
+CHECK_GROUP = "tfscore-check"
+CHECK_SUBMIT_WAIT = 20.0  # seconds the planning waits at most for the check's job to be submitted
 
 
 def why_spark(job: ScoringJob, master: str, handed: bool) -> str | None:
@@ -142,16 +144,28 @@ class SparkEngine:
         """One image everywhere, or fail before scoring naming the executor. The executors' check runs beside the
         driver's planning (open the source, bind the models) and its tasks import TensorFlow in the Python workers the
         scoring tasks then reuse, so on a cluster the executors' imports overlap the driver's work; `score` waits for
-        it before any scoring task starts."""
+        it before any scoring task starts.
+
+        The driver's planning waits, though, until the check's job is submitted: on a cluster the driver has one core,
+        and the check is what the executors wait for (planning its first DataFrame on a cold JVM took ~3 s, shared
+        with the planning below), while the planning is wanted only when the check's tasks are done."""
         _table_location(self.spark, job)
         if executors.executor_check_wanted(self.sc.master):
             expected = self._manifest.result() if self._manifest is not None else executors.driver_manifest()
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfscore-check")
             self._checked = pool.submit(self._check, expected)
             pool.shutdown(wait=False)
+            tracker, deadline = self.sc.statusTracker(), time.monotonic() + CHECK_SUBMIT_WAIT
+            while not self._checked.done() and not tracker.getJobIdsForGroup(CHECK_GROUP) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def _check(self, expected) -> dict[str, int]:
-        seen = executors.check_executors(self.spark, expected, model.import_tensorflow)
+        self.sc.setJobGroup(CHECK_GROUP, "tfscore: the executors' image check")  # this thread's jobs (pinned threads)
+        try:
+            seen = executors.check_executors(self.spark, expected, model.import_tensorflow)
+        finally:
+            self.sc.setLocalProperty("spark.jobGroup.id", None)
         self._checked_at = time.time()
         return seen
 
@@ -162,9 +176,11 @@ class SparkEngine:
         return dict(counts.value)
 
     def score(self, src, sink, task, output_struct, job: ScoringJob, monitor) -> dict[int, TaskReport]:
-        if self._checked is not None:
-            self._checked.result()  # a mismatched executor fails the run here, before any scoring task
-        scored = src.scored(self.spark, task, output_struct)
+        try:
+            scored = src.scored(self.spark, task, output_struct)  # planned while the check's tasks run
+        finally:
+            if self._checked is not None:  # a mismatched executor fails the run here, before any scoring task (and
+                self._checked.result()  # before an error of the planning, which a mismatched image may cause)
         self.sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
         try:
             with monitor(SparkTracker(self.sc, GROUP, task.counts)):
