@@ -146,6 +146,32 @@ def warm_up(modules: tuple[str, ...] = MODULES, steps: tuple[Callable[[], Any], 
         step()
 
 
+def _at_lowest_priority(step: Callable[[], Any]) -> None:
+    """`step` in a thread at nice 19. On Linux the nice value is a thread's own, so the executor JVM starting beside
+    this process gets the pod's CPU first (its registration is on the way to the first task too), while this process,
+    served later from its main thread, scores at normal priority: an unprivileged process could never lower its nice
+    value again. Threads `step` starts inherit its priority (pyarrow's jemalloc purger; none from TensorFlow)."""
+    import threading
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:  # no such control here: the same work at the normal priority
+            pass
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="tfscore-prewarm")
+    worker.start()
+    worker.join()
+    if failed:
+        raise failed[0]
+
+
 def _adopt(offer: dict[str, Any], fds: list[int]) -> socket.socket:
     """Become the worker the daemon would have forked: its stdout/stderr, environment, directory and arguments."""
     conn_fd, out_fd, err_fd = fds
@@ -201,7 +227,9 @@ def serve(where: Path, idle: float | None = None) -> int:
     listener.bind(str(path))  # bound before the imports: a daemon that comes early waits for this process
     listener.listen(1)
     try:
-        warm_up()
+        import numpy  # noqa: F401 - here, at normal priority: its BLAS threads start with it and are inherited
+
+        _at_lowest_priority(warm_up)
         listener.settimeout(idle if idle is not None else float(os.environ.get(IDLE_ENV, IDLE_SECONDS)))
         try:
             link, _ = listener.accept()
