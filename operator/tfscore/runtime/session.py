@@ -220,6 +220,8 @@ def build_session(spec, master: str | None, properties: dict[str, str]):
     for k, v in conf.items():
         builder = builder.config(k, v)
     spark = builder.getOrCreate()
-    # WARN and above: in a pod they are the pod log; locally they go to the run's log file (tfscore.runlog).
-    spark.sparkContext.setLogLevel(os.environ.get("TFSCORE_SPARK_LOG_LEVEL", "WARN"))
+    # WARN and above: in a pod they are the pod log; locally they go to the run's log file (tfscore.runlog). A job's
+    # own sparkConf spark.log.level (Spark's setting for this) is kept, e.g. INFO to see the scheduler at work.
+    level = conf.get("spark.log.level") or os.environ.get("TFSCORE_SPARK_LOG_LEVEL", "WARN")
+    spark.sparkContext.setLogLevel(level)
     return spark
