@@ -141,14 +141,14 @@ class SparkEngine:
         return {"executorCheck": self._checked.result()}
 
     def check(self, job: ScoringJob) -> None:
-        """One image everywhere, or fail before scoring naming the executor. The executors' check runs beside the
+        """One image everywhere, or fail before committing, naming the executor. The executors' check runs beside the
         driver's planning (open the source, bind the models) and its tasks import TensorFlow in the Python workers the
-        scoring tasks then reuse, so on a cluster the executors' imports overlap the driver's work; `score` waits for
-        it before any scoring task starts.
+        scoring tasks then reuse (on the image's executors they come warm: tfscore.runtime.prewarm), so on a cluster
+        the executors' work overlaps the driver's; `score` holds the run to its verdict.
 
         The driver's planning waits, though, until the check's job is submitted: on a cluster the driver has one core,
         and the check is what the executors wait for (planning its first DataFrame on a cold JVM took ~3 s, shared
-        with the planning below), while the planning is wanted only when the check's tasks are done."""
+        with the planning below), while the scoring tasks queue behind the check's anyway."""
         _table_location(self.spark, job)
         if executors.executor_check_wanted(self.sc.master):
             expected = self._manifest.result() if self._manifest is not None else executors.driver_manifest()
@@ -159,6 +159,11 @@ class SparkEngine:
             while not self._checked.done() and not tracker.getJobIdsForGroup(CHECK_GROUP) \
                     and time.monotonic() < deadline:
                 time.sleep(0.05)
+
+    def _check_passed(self) -> None:
+        """Raises the executors' check's failure (waiting for its verdict); nothing when it passed or did not run."""
+        if self._checked is not None:
+            self._checked.result()
 
     def _check(self, expected) -> dict[str, int]:
         self.sc.setJobGroup(CHECK_GROUP, "tfscore: the executors' image check")  # this thread's jobs (pinned threads)
@@ -176,17 +181,23 @@ class SparkEngine:
         return dict(counts.value)
 
     def score(self, src, sink, task, output_struct, job: ScoringJob, monitor) -> dict[int, TaskReport]:
-        try:
-            scored = src.scored(self.spark, task, output_struct)  # planned while the check's tasks run
-        finally:
-            if self._checked is not None:  # a mismatched executor fails the run here, before any scoring task (and
-                self._checked.result()  # before an error of the planning, which a mismatched image may cause)
+        """The scoring job is submitted while the executors' check may still run: Spark hands each slot the check's
+        task first (its job came first), so a slot's scoring task starts the moment its check task ends, in the worker
+        the check warmed. A mismatched image cancels the scoring job and fails the run with the check's sentence,
+        before anything is committed (the tasks write into the staging, which the failed run discards)."""
         self.sc.setJobGroup(GROUP, f"tfscore {job.metadata.name}", interruptOnCancel=True)
+        if self._checked is not None:
+            self._checked.add_done_callback(lambda f: f.exception() is None or self.sc.cancelJobGroup(GROUP))
         try:
+            scored = src.scored(self.spark, task, output_struct)
             with monitor(SparkTracker(self.sc, GROUP, task.counts)):
                 sink.write(scored, job)
+        except BaseException:
+            self._check_passed()  # the check's sentence explains a cancelled (or crashed) scoring job
+            raise
         finally:
             self.sc.setLocalProperty("spark.jobGroup.id", None)
+        self._check_passed()  # a scoring job faster than the check's verdict still fails on a mismatch
         return dict(task.counts.value)
 
     def stop(self, timeout: float = 15.0) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import socket
-import time
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -50,7 +49,6 @@ def worker_manifest() -> tuple[dict[str, Any], str | None]:
 def _report(_partition, prepare: Callable[[], Any] | None = None) -> list[dict[str, Any]]:
     """Runs in an executor's Python worker: who am I, and what do I run; then `prepare` (the caller's warm-up of this
     worker, which Spark reuses for the job's tasks), whose failure is left to those tasks to report."""
-    time.sleep(0.2)  # hold the slot briefly so the other executors' free slots take the remaining tasks
     manifest, drift = worker_manifest()
     if prepare is not None and drift is None:
         try:
@@ -72,8 +70,8 @@ def registered_executors(sc, live_only: bool) -> list[Any]:
 
 
 def _task_slots(sc) -> int:
-    """The registered executors' cores: a 1-core executor then runs 2 check tasks, not the 4 of Spark's default
-    parallelism (at least 2), each ~0.5 s on the way to scoring. Spark's default parallelism when unknown (a local
+    """The registered executors' cores: one check task each, not the 2 of Spark's default parallelism (at least 2)
+    on a 1-core executor, each ~0.3 s more on the way to scoring. Spark's default parallelism when unknown (a local
     master, whose only executor is the driver)."""
     try:
         cores = sum(e.totalCores() for e in registered_executors(sc, live_only=True))
@@ -108,13 +106,15 @@ def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], An
     Returns how many executors answered and how many of their Python workers came warm from the executor's pool
     (tfscore.runtime.prewarm), TensorFlow already imported.
 
-    One tiny job with two tasks per task slot: all slots are free when it starts, so every registered executor takes
-    some of them (executors that register later are not seen). Each task then runs `prepare` in its Python worker.
+    One tiny job with one task per task slot: all slots are free when it starts, and Spark offers every free slot a
+    task in the same round (the tasks prefer no host), so every registered executor takes as many as it has slots
+    (executors that register later are not seen). Each task then runs `prepare` in its Python worker, which the
+    scoring task of that slot reuses.
 
     A DataFrame's mapInArrow, not an RDD's mapPartitions: the scoring tasks run as mapInArrow too, and only a worker of
     the same kind is reused for them (Spark keys its Python daemons by the workers' environment, which differs between
     the RDD and the SQL runners), so only then do they find what `prepare` did."""
-    n = max(2, 2 * _task_slots(spark.sparkContext))
+    n = max(1, _task_slots(spark.sparkContext))
     try:
         rows = spark.range(n, numPartitions=n).mapInArrow(functools.partial(_arrow_reports, prepare=prepare),
                                                           "report string").collect()

@@ -18,7 +18,7 @@ class FakeContext:
 
     def __init__(self, placement, monkeypatch):
         self.placement, self.monkeypatch = placement, monkeypatch
-        self.defaultParallelism = len(placement) // 2
+        self.defaultParallelism = len(placement)
 
     def range(self, n, numPartitions):  # noqa: N803 - Spark's name
         assert n == numPartitions == len(self.placement)
@@ -48,17 +48,12 @@ class FakeSpark:
         return self.sparkContext.range(n, numPartitions)
 
 
-@pytest.fixture
-def no_sleep(monkeypatch):
-    monkeypatch.setattr(executors.time, "sleep", lambda s: None)
-
-
-def test_check_executors_passes_when_all_match(monkeypatch, no_sleep):
+def test_check_executors_passes_when_all_match(monkeypatch):
     sc = FakeContext([("1", MANIFEST, None), ("2", MANIFEST, None)] * 2, monkeypatch)
     executors.check_executors(FakeSpark(sc), MANIFEST)
 
 
-def test_check_executors_names_the_executor_that_differs(monkeypatch, no_sleep):
+def test_check_executors_names_the_executor_that_differs(monkeypatch):
     odd = {**MANIFEST, "image": OTHER["image"], "tensorflow": OTHER["tensorflow"]}
     sc = FakeContext([("1", MANIFEST, None), ("10", MANIFEST, None), ("2", odd, None), ("2", odd, None)], monkeypatch)
     with pytest.raises(TfscoreError) as err:
@@ -69,7 +64,7 @@ def test_check_executors_names_the_executor_that_differs(monkeypatch, no_sleep):
                            "tensorflow-cpu 2.21.0)")
 
 
-def test_check_executors_reports_an_executor_drifting_from_its_own_manifest(monkeypatch, no_sleep):
+def test_check_executors_reports_an_executor_drifting_from_its_own_manifest(monkeypatch):
     sc = FakeContext([("1", MANIFEST, None), ("2", MANIFEST, "this environment differs from …")], monkeypatch)
     with pytest.raises(TfscoreError, match=r"^executor 2 on job-a1-exec-2: this environment differs"):
         executors.check_executors(FakeSpark(sc), MANIFEST)
@@ -119,7 +114,7 @@ def test_driver_manifest_fails_on_drift_and_falls_back_to_live_facts(tmp_path, m
         executors.driver_manifest(path)
 
 
-def test_each_check_task_then_prepares_its_worker_and_a_failing_preparation_is_left_to_the_tasks(monkeypatch, no_sleep):
+def test_each_check_task_then_prepares_its_worker_and_a_failing_preparation_is_left_to_the_tasks(monkeypatch):
     prepared = []
     sc = FakeContext([("1", MANIFEST, None), ("2", MANIFEST, None)], monkeypatch)
     executors.check_executors(FakeSpark(sc), MANIFEST, prepare=lambda: prepared.append(1))
