@@ -85,7 +85,8 @@ def test_executors_from_the_entrypoint_score_a_job(runtime_image, tmp_path):
     # imported while the executor JVM started, and the check's and scoring tasks ran in it.
     check = json.loads((data / "demo" / "out" / "scores" / "_tfscore.json").read_text())["executorCheck"]
     assert check["executors"] == 1 and check["warmPythonWorkers"] == check["pythonWorkers"] >= 1, (check, text[-3000:])
-    assert "tfscore prewarm:" not in text, text[-3000:]  # no refusal, no failure
+    assert "tfscore prewarm: ready in" in text, text[-3000:]
+    assert "tfscore prewarm: not serving" not in text and "tfscore prewarm: stopped" not in text, text[-3000:]
 
 
 def test_a_driver_outside_the_image_fails_fast_naming_the_executor(runtime_image, tmp_path):

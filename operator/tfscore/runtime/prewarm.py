@@ -148,9 +148,9 @@ def warm_up(modules: tuple[str, ...] = MODULES, steps: tuple[Callable[[], Any], 
 
 def _at_lowest_priority(step: Callable[[], Any]) -> None:
     """`step` in a thread at nice 19. On Linux the nice value is a thread's own, so the executor JVM starting beside
-    this process gets the pod's CPU first (its registration is on the way to the first task too), while this process,
-    served later from its main thread, scores at normal priority: an unprivileged process could never lower its nice
-    value again. Threads `step` starts inherit its priority (pyarrow's jemalloc purger; none from TensorFlow)."""
+    this process gets the pod's CPU first (its registration is on the way to the first task too), while this process
+    later scores from its main thread at normal priority: an unprivileged process could never lower its nice value
+    again. Threads `step` starts inherit its priority (pyarrow's jemalloc purger; none from TensorFlow)."""
     import threading
 
     failed: list[BaseException] = []
@@ -229,7 +229,10 @@ def serve(where: Path, idle: float | None = None) -> int:
     try:
         import numpy  # noqa: F401 - here, at normal priority: its BLAS threads start with it and are inherited
 
+        began = time.monotonic()
         _at_lowest_priority(warm_up)
+        print(f"tfscore prewarm: ready in {time.monotonic() - began:.1f} s (TensorFlow imported)", file=sys.stderr,
+              flush=True)
         listener.settimeout(idle if idle is not None else float(os.environ.get(IDLE_ENV, IDLE_SECONDS)))
         try:
             link, _ = listener.accept()
