@@ -8,7 +8,6 @@ always Spark.
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -27,7 +26,7 @@ from tfscore.runtime.sink import wants_arrow_writer
 ENGINES = ("auto", "local", "spark")
 GROUP = "tfscore-score"
 CHECK_GROUP = "tfscore-check"
-CHECK_PLAN_WAIT = 30.0  # seconds the driver's planning waits at most for the check's job to be planned
+CHECK_SUBMIT_WAIT = 20.0  # seconds the planning waits at most for the check's job to be submitted
 
 
 def why_spark(job: ScoringJob, master: str, handed: bool) -> str | None:
@@ -113,26 +112,17 @@ class SparkEngine:
     def __init__(self, spark, manifest: Future | None = None):
         self.spark = spark
         self.sc = spark.sparkContext
-        self._wanted = executors_wanted(self.sc.master, self.conf("spark.executor.instances"))
-        cores = _int(self.conf("spark.executor.cores")) or 1
-        # On a cluster the session is up before its executors (spark.scheduler.minRegisteredResourcesRatio 0:
-        # session.py), when Spark's default parallelism is still 2: the executors' cores asked for, as Spark counts them
-        # once registered (spark.default.parallelism, when set, is Spark's answer either way).
-        configured = self.conf("spark.default.parallelism")
-        self.parallelism = self.sc.defaultParallelism if configured or not self._wanted else \
-            max(self.sc.defaultParallelism, self._wanted * cores)
-        self._slots = self._wanted * max(1, cores // (_int(self.conf("spark.task.cpus")) or 1)) if self._wanted else None
+        self.parallelism = self.sc.defaultParallelism
         self._manifest = manifest  # the driver's, read while the JVM started (start)
         self._checked: Future | None = None  # the executors' check, running beside the driver's planning (check)
         self._checked_at: float | None = None  # when it passed
-        self._planned = threading.Event()  # the check's job planned; next, it waits for the executors
 
     def marks(self) -> dict[str, float]:
         """The timeline's executorsChecked (when the executors' check passed) and executorsRegistered: when the last
         of the executors asked for registered, from Spark's status store (each executor's add time); none on a local
         master."""
         checked = {"executorsChecked": self._checked_at} if self._checked_at is not None else {}
-        wanted = self._wanted
+        wanted = executors_wanted(self.sc.master, self.conf("spark.executor.instances"))
         if not wanted:
             return checked
         try:
@@ -156,49 +146,19 @@ class SparkEngine:
         scoring tasks then reuse (on the image's executors they come warm: tfscore.runtime.prewarm), so on a cluster
         the executors' work overlaps the driver's; `score` holds the run to its verdict.
 
-        On a cluster the session is up as soon as its executors are asked for, so the check's job is planned, and then
-        the scoring job, while the executor pods start; the check's job is submitted the moment they have registered.
-        The driver's planning waits, though, until the check's job is planned: the driver has one core, and that job
-        is what the executors will wait for (planning a first DataFrame on a cold JVM took ~3 s)."""
+        The driver's planning waits, though, until the check's job is submitted: on a cluster the driver has one core,
+        and the check is what the executors wait for (planning its first DataFrame on a cold JVM took ~3 s, shared
+        with the planning below), while the scoring tasks queue behind the check's anyway."""
         _table_location(self.spark, job)
         if executors.executor_check_wanted(self.sc.master):
             expected = self._manifest.result() if self._manifest is not None else executors.driver_manifest()
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tfscore-check")
             self._checked = pool.submit(self._check, expected)
             pool.shutdown(wait=False)
-            self._planned.wait(CHECK_PLAN_WAIT)
-
-    def _check_submitted(self) -> None:
-        """Until the check's job is submitted (or the check is over): Spark then hands each slot its check task before
-        any scoring task, whose job comes later."""
-        if self._checked is None:
-            return
-        tracker, deadline = self.sc.statusTracker(), time.monotonic() + self._registration_wait() + CHECK_PLAN_WAIT
-        while not self._checked.done() and not tracker.getJobIdsForGroup(CHECK_GROUP) and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-    def _registration_wait(self) -> float:
-        """spark.scheduler.maxRegisteredResourcesWaitingTime in seconds (Spark's default 30 s)."""
-        value = self.conf("spark.scheduler.maxRegisteredResourcesWaitingTime") or "30s"
-        try:
-            return self.sc._jvm.org.apache.spark.network.util.JavaUtils.timeStringAsMs(value) / 1000
-        except Exception:  # noqa: BLE001 - a malformed value: Spark's default
-            return 30.0
-
-    def _await_executors(self) -> None:
-        """In the check's thread, its job planned: until every executor asked for has registered, at most
-        maxRegisteredResourcesWaitingTime — the wait Spark's session start makes with a ratio above 0."""
-        self._planned.set()
-        if not self._wanted:
-            return
-        deadline = time.monotonic() + self._registration_wait()
-        while time.monotonic() < deadline:
-            try:
-                if len(executors.registered_executors(self.sc, live_only=True)) >= self._wanted:
-                    return
-            except Exception:  # noqa: BLE001 - no status store to read: Spark schedules the tasks when they come
-                return
-            time.sleep(0.1)
+            tracker, deadline = self.sc.statusTracker(), time.monotonic() + CHECK_SUBMIT_WAIT
+            while not self._checked.done() and not tracker.getJobIdsForGroup(CHECK_GROUP) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     def _check_passed(self) -> None:
         """Raises the executors' check's failure (waiting for its verdict); nothing when it passed or did not run."""
@@ -208,8 +168,7 @@ class SparkEngine:
     def _check(self, expected) -> dict[str, int]:
         self.sc.setJobGroup(CHECK_GROUP, "tfscore: the executors' image check")  # this thread's jobs (pinned threads)
         try:
-            seen = executors.check_executors(self.spark, expected, model.import_tensorflow, slots=self._slots,
-                                             before_job=self._await_executors)
+            seen = executors.check_executors(self.spark, expected, model.import_tensorflow)
         finally:
             self.sc.setLocalProperty("spark.jobGroup.id", None)
         self._checked_at = time.time()
@@ -231,7 +190,6 @@ class SparkEngine:
             self._checked.add_done_callback(lambda f: f.exception() is None or self.sc.cancelJobGroup(GROUP))
         try:
             scored = src.scored(self.spark, task, output_struct)
-            self._check_submitted()
             with monitor(SparkTracker(self.sc, GROUP, task.counts)):
                 sink.write(scored, job)
         except BaseException:
@@ -271,13 +229,6 @@ def executors_wanted(master: str, instances: str | None) -> int | None:
         return None
     try:
         return max(0, int(instances)) or None
-    except ValueError:
-        return None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value else None
     except ValueError:
         return None
 

@@ -160,10 +160,6 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
         # (tfscore.runtime.prewarm: TensorFlow imported while the executor JVM started), else forks as pyspark's does.
         # Not on a local master: its only executor is the driver, which has no pool.
         conf["spark.python.daemon.module"] = "tfscore.runtime.daemon"
-        # The session is up once the executors are asked for, not once they registered (Spark's 0.8 on Kubernetes):
-        # the driver plans the check's and the scoring job while the executor pods start, and the executors' check
-        # waits for the executors itself (SparkEngine._await_executors), as long as Spark would have.
-        conf["spark.scheduler.minRegisteredResourcesRatio"] = "0"
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         conf["spark.driver.memory"] = spec.driver.memory

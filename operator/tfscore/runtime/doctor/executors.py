@@ -80,15 +80,6 @@ def _task_slots(sc) -> int:
     return cores or sc.defaultParallelism
 
 
-def _plan(frame) -> None:
-    """The DataFrame's physical plan, and its whole-stage code compiled, on the driver now (the RDD it returns is not
-    run; the job's action reuses the plan, and Spark's code cache the compiled classes: ~0.8 s on a cold driver JVM)."""
-    try:
-        frame._jdf.queryExecution().executedPlan().execute()
-    except Exception:  # noqa: BLE001 - only a head start: the job plans it again, and reports what fails
-        pass
-
-
 def _arrow_reports(batches, prepare: Callable[[], Any] | None = None):
     """_report as a mapInArrow function: one JSON row per partition."""
     import pyarrow as pa
@@ -110,30 +101,24 @@ def spark_failure(text: str) -> str:
     return (text.strip().splitlines() or ["unknown error"])[0][:300]
 
 
-def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], Any] | None = None,
-                    slots: int | None = None, before_job: Callable[[], Any] | None = None) -> dict[str, int]:
+def check_executors(spark, expected: Mapping[str, Any], prepare: Callable[[], Any] | None = None) -> dict[str, int]:
     """Every executor's manifest must equal the driver's; raises TfscoreError naming the first executor that differs.
     Returns how many executors answered and how many of their Python workers came warm from the executor's pool
     (tfscore.runtime.prewarm), TensorFlow already imported.
 
-    One tiny job of `slots` tasks, one per task slot (None: the registered executors' cores, counted now), planned and
-    its code generated before `before_job` (the engine's wait for the executors to register), so that on a cluster
-    the driver does that while the executor pods start. All slots are free when it starts, and Spark offers every free
-    slot a task in the same round (the tasks prefer no host), so every registered executor takes as many as it has
-    slots (executors that register later are not seen). Each task then runs `prepare` in its Python worker, which the
+    One tiny job with one task per task slot: all slots are free when it starts, and Spark offers every free slot a
+    task in the same round (the tasks prefer no host), so every registered executor takes as many as it has slots
+    (executors that register later are not seen). Each task then runs `prepare` in its Python worker, which the
     scoring task of that slot reuses.
 
     A DataFrame's mapInArrow, not an RDD's mapPartitions: the scoring tasks run as mapInArrow too, and only a worker of
     the same kind is reused for them (Spark keys its Python daemons by the workers' environment, which differs between
     the RDD and the SQL runners), so only then do they find what `prepare` did."""
-    n = slots or max(1, _task_slots(spark.sparkContext))
+    n = max(1, _task_slots(spark.sparkContext))
     try:
-        frame = spark.range(n, numPartitions=n).mapInArrow(functools.partial(_arrow_reports, prepare=prepare),
-                                                           "report string")
-        _plan(frame)
-        if before_job is not None:
-            before_job()
-        reports = [json.loads(row.report) for row in frame.collect()]
+        rows = spark.range(n, numPartitions=n).mapInArrow(functools.partial(_arrow_reports, prepare=prepare),
+                                                          "report string").collect()
+        reports = [json.loads(row.report) for row in rows]
     except Exception as exc:  # noqa: BLE001 - Spark's wrapper around the executor's own failure
         raise TfscoreError(f"the executors could not report their image manifest ({spark_failure(str(exc))}): run "
                            "them from the driver's tfscore runtime image (spark.kubernetes.container.image) with "
