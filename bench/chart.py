@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-PHASES = ["modelResolved", "jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch", "scored", "verified",
-          "committed"]
+PHASES = ["modelResolved", "jvmReady", "executorsRegistered", "executorsChecked", "firstTask", "firstBatch", "lastBatch",
+          "scored", "verified", "committed"]
 # One colour per phase in every panel; the cluster panel's phases are the runtime's plus the driver's start and the
 # Succeeded the bench saw (tests/e2e/bench_cluster.py).
 COLOURS = ["driverStarted", *PHASES, "succeededSeen"]

@@ -30,7 +30,7 @@ from harness.common import ROOT
 RESULTS = ROOT / "bench" / "results.json"
 ROUNDS = int(os.environ.get("TFSCORE_BENCH_CLUSTER_ROUNDS", "1"))
 SHAPES = (1, 2)  # executors of 1 core
-PHASES = ("jvmReady", "executorsRegistered", "firstTask", "firstBatch", "lastBatch", "committed")
+PHASES = ("jvmReady", "executorsRegistered", "executorsChecked", "firstTask", "firstBatch", "lastBatch", "committed")
 
 
 def _job(name: str, executors: int) -> dict[str, Any]:
