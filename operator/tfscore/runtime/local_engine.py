@@ -208,6 +208,12 @@ class LocalEngine:
         deadline = time.monotonic() + timeout
         for p in processes:
             p.join(max(0.0, deadline - time.monotonic()))
+        # The pool's manager thread notices the ended workers and closes its wake-up pipe; until it has, the
+        # interpreter's exit hook could write into that pipe as it closes, and print "Exception ignored … Bad file
+        # descriptor" with a traceback after the run's own last line.
+        manager = getattr(self.pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
