@@ -130,20 +130,19 @@ def _refusal(offer: dict[str, Any], hash_seed: str | None) -> str | None:
     return None
 
 
-def warm_up(modules: tuple[str, ...] = MODULES, steps: tuple[Callable[[], Any], ...] = ()) -> None:
-    """Import what a scoring worker imports, TensorFlow as the workers import it, and the image facts the check reads."""
+def warm_up() -> None:
+    """Import what a scoring worker imports (MODULES), TensorFlow as the workers import it, and the image facts the
+    check reads."""
     import importlib
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in modules:
+    for name in MODULES:
         importlib.import_module(name)
     from tfscore.runtime import model
     from tfscore.runtime.doctor import executors
 
     model.import_tensorflow()
     executors.worker_manifest()  # its `java -version` and package metadata, cached for the check's task
-    for step in steps:
-        step()
 
 
 def _at_lowest_priority(step: Callable[[], Any]) -> None:

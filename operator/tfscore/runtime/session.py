@@ -155,12 +155,12 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     conf["spark.driver.extraJavaOptions"] = " ".join(driver_java_options(master, os.environ))
-    if not master.startswith("local"):
+    if not master.startswith("local"):  # a cluster master
         # The executors' Python daemon hands each new worker connection to a warm process of the executor's pool
         # (tfscore.runtime.prewarm: TensorFlow imported while the executor JVM started), else forks as pyspark's does.
         # Not on a local master: its only executor is the driver, which has no pool.
         conf["spark.python.daemon.module"] = "tfscore.runtime.daemon"
-    if master.startswith("local"):
+    else:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         conf["spark.driver.memory"] = spec.driver.memory
         conf["spark.ui.enabled"] = "false"
