@@ -14,7 +14,7 @@ _sign() { # name subject [extensions [ca]]  -> $PKI/name.{key,crt} signed by $PK
 
 _kubeconfig() { # file user cert-name server
   local file=$1 user=$2 cert=$3 server=$4
-  cat > "$file" <<KC
+  write_if_changed "$file" <<KC
 apiVersion: v1
 kind: Config
 clusters:
@@ -40,6 +40,7 @@ ensure_pki() {
   mkdir -p "$PKI"
   chmod 700 "$PKI"
   if [[ -f $PKI/ca.crt && -f $PKI/.host-ip && $(cat "$PKI/.host-ip") == "$hip" && -f $PKI/front-proxy-client.crt ]]; then
+    _kubeconfigs
     return 0
   fi
   log "generating certificates in $PKI (host address $hip)"
@@ -72,13 +73,19 @@ $server_san"
   _sign kubelet "/CN=$NODE_NAME" "extendedKeyUsage=serverAuth
 subjectAltName=DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$hip"
   _sign front-proxy-client "/CN=front-proxy-client" "extendedKeyUsage=clientAuth" front-proxy-ca
+  echo "$hip" > "$PKI/.host-ip"
+  _kubeconfigs
+}
+
+# Written on every start, not only with new certificates: a state dir kept from before a port change must not point
+# its clients at the old API server port.
+_kubeconfigs() {
   local local_server=https://127.0.0.1:$APISERVER_PORT
   _kubeconfig "$KUBECONFIG_FILE" tfscore-admin admin "$local_server"
   _kubeconfig "$STATE/controller-manager.kubeconfig" system:kube-controller-manager controller-manager "$local_server"
   _kubeconfig "$STATE/scheduler.kubeconfig" system:kube-scheduler scheduler "$local_server"
   _kubeconfig "$STATE/kube-proxy.kubeconfig" system:kube-proxy kube-proxy "$local_server"
   _kubeconfig "$STATE/kubelet.kubeconfig" "system:node:$NODE_NAME" kubelet-client "$local_server"
-  echo "$hip" > "$PKI/.host-ip"
 }
 
 # A serving certificate for a harness add-on (e.g. Kueue's webhooks, reached by the apiserver at https://127.0.0.1:PORT),

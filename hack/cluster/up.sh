@@ -31,7 +31,11 @@ echo "$KUBECONFIG_FILE" > "$WELL_KNOWN"
 
 api() { curl -sf --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
   "https://127.0.0.1:$APISERVER_PORT$1"; }
-alive_or_die() { running "$1" || { tail -n 30 "$LOGS/$1.log" >&2; die "$1 exited (log: $LOGS/$1.log)"; }; }
+# Called when a component failed its wait: the tail of its log goes into the error either way (CI keeps nothing else).
+alive_or_die() {
+  tail -n 30 "$LOGS/$1.log" >&2
+  running "$1" || die "$1 exited (log: $LOGS/$1.log)"
+}
 
 # ---- etcd ------------------------------------------------------------------------------------------------------------
 # Plain HTTP on loopback only; fsync off by default (a disposable test cluster: TFSCORE_ETCD_FSYNC=1 turns it on).

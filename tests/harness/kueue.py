@@ -25,11 +25,11 @@ from harness.common import CLUSTER, Unavailable, env_port_offset
 
 SCRIPT = CLUSTER / "kueue.sh"
 PORT_VARS = ("TFSCORE_KUEUE_WEBHOOK_PORT", "TFSCORE_KUEUE_HEALTH_PORT", "TFSCORE_KUEUE_METRICS_PORT")
-# A test tier's own Kueue: 36743/36781/36744 (+ the tier's port offset, + TFSCORE_TEST_PORT_OFFSET) sit above every
-# control plane's ports (controlplane.BASE_PORTS 36348-36543, + 100 for the chart tier) and below the next checkout's
+# A test tier's own Kueue: 16743/16781/16744 (+ the tier's port offset, + TFSCORE_TEST_PORT_OFFSET) sit above every
+# control plane's ports (controlplane.BASE_PORTS 16348-16543, + 100 for the chart tier) and below the next checkout's
 # (+ 1000 each), so side-by-side tiers and checkouts never share one. The harness cluster's own Kueue keeps lib.sh's.
-TIER_PORTS = {"TFSCORE_KUEUE_WEBHOOK_PORT": 36743, "TFSCORE_KUEUE_HEALTH_PORT": 36781,
-              "TFSCORE_KUEUE_METRICS_PORT": 36744}
+TIER_PORTS = {"TFSCORE_KUEUE_WEBHOOK_PORT": 16743, "TFSCORE_KUEUE_HEALTH_PORT": 16781,
+              "TFSCORE_KUEUE_METRICS_PORT": 16744}
 
 
 def tier_ports(port_offset: int = 0) -> dict[str, int]:
