@@ -20,7 +20,7 @@ from tfscore.runtime.local_engine import LocalEngine, local_slots
 from tfscore.runtime.model import ResolvedModel, resolve
 from tfscore.runtime.progress import SparkTracker
 from tfscore.runtime.report import ReportAccumulator, TaskReport
-from tfscore.runtime.session import build_session, resolve_master
+from tfscore.runtime.session import build_session, is_local_master, resolve_master
 from tfscore.runtime.sink import wants_arrow_writer
 
 ENGINES = ("auto", "local", "spark")
@@ -225,7 +225,7 @@ class SparkEngine:
 def executors_wanted(master: str, instances: str | None) -> int | None:
     """How many executors a run waits for: spark.executor.instances on a cluster master; none on a local one, whose
     only executor is the driver."""
-    if master.startswith("local") or not instances:
+    if is_local_master(master) or not instances:
         return None
     try:
         return max(0, int(instances)) or None

@@ -108,7 +108,11 @@ class PartWriter:
     Attempt-unique names mean a retried or speculative attempt never touches another's file; the driver commits only the
     file of the attempt Spark counted."""
 
-    ROW_GROUP_BYTES = 64 << 20  # buffered batches become one row group (not one tiny row group per batch)
+    # Buffered batches become one row group (not one tiny row group per batch) of at most pyarrow's own default
+    # length, 1Mi rows, or 64 MB: the buffer is the one thing here that grows with the partition, so a row count keeps a
+    # worker's peak flat in partition size (64 MB alone held 5.6M rows of `id, score`: ×1.19 peak from 500k to 5M rows).
+    ROW_GROUP_ROWS = 1 << 20
+    ROW_GROUP_BYTES = 64 << 20
 
     def __init__(self, staging: str, run_id: str, partition: int, attempt: int, compression: str = "snappy",
                  field: str = "output.uri"):
@@ -127,18 +131,19 @@ class PartWriter:
             self._fh = fs.open(path, "wb")
             self.writer = pq.ParquetWriter(self._fh, batch.schema, compression=self.compression)
             self._pending: list[pa.RecordBatch] = []
-            self._pending_bytes = 0
+            self._pending_bytes = self._pending_rows = 0
         self._pending.append(batch)
         self._pending_bytes += batch.nbytes
+        self._pending_rows += batch.num_rows
         self.rows += batch.num_rows
-        if self._pending_bytes >= self.ROW_GROUP_BYTES:
+        if self._pending_bytes >= self.ROW_GROUP_BYTES or self._pending_rows >= self.ROW_GROUP_ROWS:
             self._flush()
 
     def _flush(self) -> None:
         if self._pending:
             table = pa.Table.from_batches(self._pending)
             self.writer.write_table(table, row_group_size=table.num_rows)
-            self._pending, self._pending_bytes = [], 0
+            self._pending, self._pending_bytes, self._pending_rows = [], 0, 0
 
     def close(self) -> str | None:
         """Finish the file; its path, or None when nothing was written. Idempotent."""

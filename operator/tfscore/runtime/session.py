@@ -48,6 +48,14 @@ def resolve_master(master: str | None, properties: dict[str, str]) -> str:
     return master or properties.get("spark.master") or "local[*]"
 
 
+def is_local_master(master: str) -> bool:
+    """Spark's local masters (local, local[N], local[N,F], local-cluster[…]): everything runs on this machine, with
+    this process's environment and image; any other master (k8s://…) has executors of their own elsewhere. The one
+    place this is decided: the local run's environment, the driver's JVM options, the daemon module, the executors'
+    check and the executor count all follow it."""
+    return master.startswith("local")
+
+
 def expand(value: str, lookup: Callable[[str], str | None]) -> str:
     """Kubernetes' `$(NAME)` expansion of an env value: a known name is replaced, an unknown reference stays as written,
     `$$` is a literal `$` (k8s.io/kubernetes third_party/forked/golang/expansion)."""
@@ -106,7 +114,7 @@ def local_environment(spec, environ: Mapping[str, str]) -> tuple[dict[str, str],
 def applied_environment(spec, master: str) -> Iterator[None]:
     """spec.env for a local run: in this process (the model and file-system clients read it here) and so in the JVM it
     starts and every Python worker that JVM forks, then restored. On Kubernetes the pod spec carries it instead."""
-    if not master.startswith("local") or not (spec.env or spec.env_from):
+    if not is_local_master(master) or not (spec.env or spec.env_from):
         yield
         return
     env, notes = local_environment(spec, os.environ)
@@ -132,7 +140,7 @@ def driver_java_options(master: str, env: Mapping[str, str]) -> list[str]:
     archive = Path(env.get("TFSCORE_CDS_DIR") or "/nonexistent") / "driver.jsa"
     if os.access(archive, os.R_OK):
         options.append(f"-XX:SharedArchiveFile={archive}")
-    if not master.startswith("local"):
+    if not is_local_master(master):
         options.append("-XX:TieredStopAtLevel=1")
     return options
 
@@ -155,7 +163,7 @@ def runtime_defaults(spec, master: str) -> dict[str, str]:
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     conf["spark.driver.extraJavaOptions"] = " ".join(driver_java_options(master, os.environ))
-    if not master.startswith("local"):  # a cluster master
+    if not is_local_master(master):  # a cluster master
         # The executors' Python daemon hands each new worker connection to a warm process of the executor's pool
         # (tfscore.runtime.prewarm: TensorFlow imported while the executor JVM started), else forks as pyspark's does.
         # Not on a local master: its only executor is the driver, which has no pool.

@@ -72,3 +72,23 @@ def test_the_driver_jvm_maps_the_images_archive_and_compiles_less_on_a_cluster(t
     cluster = driver_java_options("k8s://https://kubernetes.default.svc:443", {})  # no image archive: none named
     assert cluster[1:] == ["-XX:TieredStopAtLevel=1"]
     assert driver_java_options("local", {"TFSCORE_CDS_DIR": str(tmp_path / "absent")})[1:] == []
+
+
+
+@pytest.mark.parametrize("master, local", [("local", True), ("local[*]", True), ("local[2,4]", True),
+                                           ("local-cluster[2,1,1024]", True), ("k8s://https://10.0.0.1:443", False),
+                                           ("spark://host:7077", False), ("yarn", False)])
+def test_one_decision_says_which_masters_run_everything_on_this_machine(master, local, monkeypatch):
+    from tfscore.api.scoringjob import ScoringJobSpec
+    from tfscore.runtime.doctor.executors import executor_check_wanted
+    from tfscore.runtime.engine import executors_wanted
+    from tfscore.runtime.session import is_local_master, runtime_defaults
+
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # a local master's defaults set it when unset
+    assert is_local_master(master) is local
+    # what follows from it: the daemon module and the executors' check only where executors run elsewhere, and a
+    # count of executors to wait for only there
+    spec = ScoringJobSpec.model_validate({"model": {"uri": "/m"}, "input": {"uri": "/in"}, "output": {"uri": "/o"}})
+    assert ("spark.python.daemon.module" in runtime_defaults(spec, master)) is not local
+    assert executor_check_wanted(master, {}) is not local
+    assert (executors_wanted(master, "2") is None) is local

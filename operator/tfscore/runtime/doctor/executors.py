@@ -19,11 +19,12 @@ from typing import Any
 
 from tfscore.runtime.doctor.facts import compare, executor_mismatch, facts, manifest_path, recorded_and_drift
 from tfscore.runtime.errors import TfscoreError
+from tfscore.runtime.session import is_local_master
 
 
 def executor_check_wanted(master: str, env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
-    return not master.startswith("local") or env.get("TFSCORE_CHECK_EXECUTORS") == "1"
+    return not is_local_master(master) or env.get("TFSCORE_CHECK_EXECUTORS") == "1"
 
 
 def driver_manifest(path: str | Path | None = None) -> dict[str, Any]:
