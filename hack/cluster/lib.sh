@@ -28,7 +28,8 @@ PIDS=$STATE/pids
 KUBECONFIG_FILE=$STATE/kubeconfig
 WELL_KNOWN=$TFSCORE_CACHE/cluster/kubeconfig.path   # holds the path of the current kubeconfig
 
-# Non-default ports (defaults + 6000) so a system Kubernetes or etcd on this host does not clash, and all below the
+# Non-default ports (etcd's 2379/2380 + 14000, the API server's 6443 + 10000, the others' defaults + 6000) so a system
+# Kubernetes or etcd on this host does not clash, and all below the
 # kernel's ephemeral range (ip_local_port_range, 32768-60999): there any outgoing connection (the API server's to etcd,
 # a watch) may hold the port as its local end, and a listener then fails with EADDRINUSE for as long as it lives (a CI
 # run lost its kubelet /healthz that way). hack/s3 picks its ports in 20000-31999; tiers use 16348-19999.
