@@ -209,5 +209,6 @@ def test_a_second_job_on_the_same_output_waits_until_the_first_finishes(k8s: Clu
     k8s.finish_pod("first-driver-1", 0, json.dumps(RESULT))
     k8s.wait_phase("first", "Succeeded")
     k8s.wait_pod("second", timeout=30)  # rechecked every few seconds
-    cond = next(c for c in k8s.status("second")["conditions"] if c["type"] == "OutputInUse")
-    assert cond["status"] == "False"
+    # The reconcile creates the pod first and writes the status after it: a loaded CI machine read the status between.
+    wait_for("OutputInUse False", lambda: next(c for c in k8s.status("second")["conditions"]
+                                                if c["type"] == "OutputInUse")["status"] == "False")
