@@ -143,14 +143,22 @@ def cold(work: Path, tabular_rows: int, conv_rows: int, rounds: int, bench_pytho
     return result
 
 
+def scoring_rate(rows: int, first_batch: float | None, last_batch: float | None) -> float | None:
+    """rows/s of a run's scoring phase, its first scored batch to its last (from its timeline): the start-up before it
+    and the verification and commit after it excluded. None when the timeline has no such span."""
+    if first_batch is None or last_batch is None or last_batch <= first_batch:
+        return None
+    return rows / (last_batch - first_batch)
+
+
 def against_raw(results: dict) -> None:
     """Each case's cold scoring rate against raw TensorFlow on numpy in memory (the warm section of the same model,
     measured in the same run): the target "≥ 0.9× raw TF also in a cold run"."""
     for e in results.get("cold", {}).get("cases", {}).values():
         t = e.get("tfscore_timeline") or {}
-        if t.get("lastBatch") and t.get("firstBatch") and t["lastBatch"] > t["firstBatch"]:
-            # the scoring phase of the fresh process, first batch to last (its start-up excluded)
-            e["tfscore_scoring_rows_s"] = round(e["rows"] / (t["lastBatch"] - t["firstBatch"]))
+        rate = scoring_rate(e["rows"], t.get("firstBatch"), t.get("lastBatch"))
+        if rate is not None:
+            e["tfscore_scoring_rows_s"] = round(rate)
         raw = results.get(e.get("warm_section", ""), {}).get("raw_tf_rows_s")
         if raw and e.get("tfscore_scoring_rows_s"):
             e["tfscore_scoring_vs_raw_tf"] = round(e["tfscore_scoring_rows_s"] / raw, 3)

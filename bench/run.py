@@ -106,9 +106,9 @@ def scoring_phase(result, rows: int, raw: float) -> dict:
     """The steady state of a warm run: rows/s from its first scored batch to its last (its timeline), without the job's
     fixed cost around them (planning, the output's verification and commit), against raw TensorFlow."""
     t = result.timeline
-    if t is None or t.first_batch is None or t.last_batch is None or t.last_batch <= t.first_batch:
+    phase = cold.scoring_rate(rows, t.first_batch, t.last_batch) if t is not None else None
+    if phase is None:
         return {}
-    phase = rows / (t.last_batch - t.first_batch)
     return {"tfscore_scoring_rows_s": round(phase), "tfscore_scoring_vs_raw": round(phase / raw, 3)}
 
 

@@ -41,4 +41,3 @@ def test_wide_rows_close_a_row_group_at_the_byte_bound_first(tmp_path):
 
     f = _write(tmp_path, Bytes(str(tmp_path), "r1", 0, 1), batches=7, rows=10)
     assert [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)] == [30, 30, 10]
-

@@ -74,7 +74,6 @@ def test_the_driver_jvm_maps_the_images_archive_and_compiles_less_on_a_cluster(t
     assert driver_java_options("local", {"TFSCORE_CDS_DIR": str(tmp_path / "absent")})[1:] == []
 
 
-
 @pytest.mark.parametrize("master, local", [("local", True), ("local[*]", True), ("local[2,4]", True),
                                            ("local-cluster[2,1,1024]", True), ("k8s://https://10.0.0.1:443", False),
                                            ("spark://host:7077", False), ("yarn", False)])
